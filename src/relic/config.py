@@ -1,0 +1,200 @@
+"""Typed dataclass configs and presets (``relic-tiny``, ``wan2.1-1.3b``, ``wan2.1-14b``).
+
+A config is plain data: it serializes to JSON (``config.json`` beside the safetensors weights) with
+:func:`config_to_dict` and back with :func:`config_from_dict`. Presets are functions returning a fresh
+:class:`RelicConfig`; :func:`get_preset` looks one up by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from relic.errors import UserError
+
+# The paper's memory compression schedule S (§4.3): per-axis spatial downsampling of latent i once it
+# leaves the rolling window is S[i mod len(S)].
+PAPER_MEMORY_SCHEDULE: tuple[int, ...] = (1, 4, 2, 4, 4, 4, 2, 4, 4, 2, 4, 4, 4, 2, 4, 4, 2, 4)
+
+
+@dataclass
+class DiTConfig:
+    """Wan-2.1 DiT with RELIC's action and pose conditioning (§4.1)."""
+
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    in_channels: int = 16
+    out_channels: int = 16
+    dim: int = 1536
+    ffn_dim: int = 8960
+    freq_dim: int = 256
+    text_dim: int = 4096
+    num_heads: int = 12
+    num_layers: int = 30
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+    rope_max_seq_len: int = 1024
+    # RoPE extension for horizons longer than pre-training: "none", "pi" (position interpolation) or "ntk".
+    rope_scaling: Literal["none", "pi", "ntk"] = "none"
+    rope_scale: float = 1.0
+    # RELIC conditioning
+    action_dim: int = 13
+    temporal_compression: int = 4           # video frames per latent frame
+    action_hidden: int = 256
+    pose_hidden: int = 256
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+@dataclass
+class VAEConfig:
+    """Wan-2.1 causal 3D VAE (8x spatial, 4x temporal)."""
+
+    z_dim: int = 16
+    base_dim: int = 96
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    attn_scales: tuple[float, ...] = ()
+    temporal_downsample: tuple[bool, ...] = (False, True, True)
+    dropout: float = 0.0
+    # per-channel latent normalization; None -> zeros / ones
+    latents_mean: tuple[float, ...] | None = None
+    latents_std: tuple[float, ...] | None = None
+
+
+@dataclass
+class TinyDecoderConfig:
+    """Small causal latent -> frame decoder (TAEHV-style)."""
+
+    z_dim: int = 16
+    channels: int = 64
+    temporal_upsample: int = 4
+    spatial_upsample: int = 8
+
+
+@dataclass
+class MemoryConfig:
+    """KV cache = rolling window + compressed long-horizon spatial memory (§4.3)."""
+
+    window: int = 6                                  # latent frames kept uncompressed
+    schedule: tuple[int, ...] = PAPER_MEMORY_SCHEDULE
+    compress: bool = True
+    token_budget: int | None = None                  # max memory tokens (None = unbounded, as the paper)
+    recency_weight: float = 0.1                      # eviction score = view overlap + recency_weight * recency
+    dtype: Literal["fp32", "bf16", "fp8"] = "bf16"
+
+
+@dataclass
+class SamplerConfig:
+    """Few-step flow-matching sampler of the student (§4.4)."""
+
+    timesteps: tuple[float, ...] = (1000.0, 750.0, 500.0, 250.0)
+    shift: float = 5.0
+    num_train_timesteps: int = 1000
+    context_noise: float = 0.0                       # noise level at which clean blocks are written to the cache
+
+
+@dataclass
+class RelicConfig:
+    """Everything a model directory needs: sizes, resolution, memory and sampling."""
+
+    name: str = "relic-tiny"
+    height: int = 128
+    width: int = 224
+    fps: int = 16
+    frames_per_block: int = 1                        # latent frames per generated block
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    tiny_decoder: TinyDecoderConfig = field(default_factory=TinyDecoderConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    text_encoder: str = "minilm"                     # "minilm" (offline default) or "umt5:<local dir>"
+    text_len: int = 32
+
+    @property
+    def latent_hw(self) -> tuple[int, int]:
+        return self.height // 8, self.width // 8
+
+    @property
+    def tokens_per_latent(self) -> int:
+        ph, pw = self.dit.patch_size[1:]
+        h, w = self.latent_hw
+        return (h // ph) * (w // pw)
+
+
+def relic_tiny() -> RelicConfig:
+    """The CPU default, trained here. Sized by `relic bench stream` to stream in real time on 2 cores."""
+    return RelicConfig(
+        name="relic-tiny", height=128, width=224, fps=16,
+        dit=DiTConfig(dim=256, ffn_dim=768, text_dim=384, num_heads=4, num_layers=6, freq_dim=256,
+                      action_hidden=128, pose_hidden=128),
+        vae=VAEConfig(z_dim=16, base_dim=32, dim_mult=(1, 2, 2, 2), num_res_blocks=1),
+        tiny_decoder=TinyDecoderConfig(z_dim=16, channels=48),
+        memory=MemoryConfig(window=6, dtype="bf16"),
+        text_encoder="minilm", text_len=32,
+    )
+
+
+def wan21_1_3b() -> RelicConfig:
+    """Official Wan-2.1 T2V-1.3B dimensions at 480x832."""
+    return RelicConfig(
+        name="wan2.1-1.3b", height=480, width=832, fps=16,
+        dit=DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
+        vae=VAEConfig(), tiny_decoder=TinyDecoderConfig(channels=64),
+        memory=MemoryConfig(window=6, dtype="bf16"), text_encoder="umt5", text_len=512)
+
+
+def wan21_14b() -> RelicConfig:
+    """Official Wan-2.1 14B dimensions at 480x832."""
+    return RelicConfig(
+        name="wan2.1-14b", height=480, width=832, fps=16,
+        dit=DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
+        vae=VAEConfig(), tiny_decoder=TinyDecoderConfig(channels=64),
+        memory=MemoryConfig(window=6, dtype="bf16"), text_encoder="umt5", text_len=512)
+
+
+PRESETS = {"relic-tiny": relic_tiny, "wan2.1-1.3b": wan21_1_3b, "wan2.1-14b": wan21_14b}
+
+
+def get_preset(name: str) -> RelicConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return PRESETS[name]()
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Dataclass -> JSON-ready dict (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls: type, d: dict, source: str = "config") -> Any:
+    """Dict -> dataclass ``cls``, recursively; unknown keys give a UserError naming them."""
+    if not isinstance(d, dict):
+        raise UserError(f"{source}: expected an object for {cls.__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise UserError(f"{source}: unknown field(s) for {cls.__name__}: {', '.join(unknown)}")
+    kwargs = {}
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for k, v in d.items():
+        default = getattr(cls(), k) if _constructible(cls) else None
+        if dataclasses.is_dataclass(default):
+            kwargs[k] = config_from_dict(type(default), v, f"{source}.{k}")
+        elif isinstance(default, tuple) or (isinstance(v, list) and "tuple" in str(hints[k])):
+            kwargs[k] = tuple(v) if v is not None else None
+        else:
+            kwargs[k] = v
+    return cls(**kwargs)
+
+
+def _constructible(cls: type) -> bool:
+    try:
+        cls()
+        return True
+    except TypeError:
+        return False
