@@ -1,0 +1,119 @@
+"""RELIC's camera conditioning (paper §4.1.2): a relative action encoder and an absolute pose encoder.
+
+Both are zero-initialized where they touch the Wan network, so that a pretrained Wan-2.1 checkpoint
+behaves exactly as before until fine-tuned.
+
+**Relative actions.** Actions are per VIDEO frame, 13-D (:data:`relic.camera.ACTION_NAMES`; row 0 of a
+clip is the prepended static action). The VAE compresses time 4x (latent 0 <-> video frame 0, latent
+k >= 1 <-> video frames 4k-3..4k), so :func:`group_actions` gathers the 4 actions of each latent frame,
+padding latent 0 in front with 3 static actions: (b F 13) -> (b f 4 13). The trunk MLP maps the
+flattened 52 numbers to ``action_hidden`` features per latent frame; each DiT block owns a zero-initialized
+linear layer (``ActionEncoder.proj[i]``) mapping them to ``dim``, added to the hidden states of that frame's
+tokens right after the block's self-attention residual.
+
+**Absolute pose.** Per latent frame, the pose relative to the first frame (R (b f 3 3) world-to-camera
+rotation, P (b f 3) position in units of the clip's mean step d̄) is flattened to 12 numbers; the trunk MLP
+maps it to ``pose_hidden`` features, and each block owns a zero-initialized linear layer
+(``PoseEncoder.proj[i]``) giving a (dim) offset for the queries and one for the keys of its self-attention
+(added to the projected q and k before their RMSNorm). Values never see the pose.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from relic.camera import NUM_ACTIONS, STATIC
+
+
+def static_actions(*shape: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(*shape, 13) static actions (all zero but the ``static`` entry, which is 1)."""
+    a = torch.zeros(*shape, NUM_ACTIONS, device=device, dtype=dtype)
+    a[..., STATIC] = 1.0
+    return a
+
+
+def group_actions(actions: torch.Tensor, num_frames: int, frame_offset: int = 0,
+                  temporal_compression: int = 4) -> torch.Tensor:
+    """Group per-video-frame actions by latent frame.
+
+    Args:
+        actions: (b F 13) video-frame actions, or (b f 4 13) already grouped (returned as is).
+            For a chunk that starts at latent 0 (``frame_offset == 0``), F = 4f - 3: video frames 0..4(f-1);
+            latent 0 gets 3 static actions in front of video frame 0's action. For a chunk starting at a
+            later latent k, F = 4f: video frames 4k-3 .. 4(k+f-1).
+        num_frames: f, the number of latent frames.
+    Returns:
+        (b f 4 13)
+    """
+    c = temporal_compression
+    if actions.ndim == 4:
+        if actions.shape[1] != num_frames or actions.shape[2] != c:
+            raise ValueError(f"grouped actions must be (b {num_frames} {c} {NUM_ACTIONS}), got "
+                             f"{tuple(actions.shape)}")
+        return actions
+    expect = c * num_frames - (c - 1 if frame_offset == 0 else 0)
+    if actions.ndim != 3 or actions.shape[1] != expect or actions.shape[2] != NUM_ACTIONS:
+        raise ValueError(f"actions must be (b {expect} {NUM_ACTIONS}) for {num_frames} latent frame(s) at "
+                         f"offset {frame_offset}, got {tuple(actions.shape)}")
+    if frame_offset == 0:
+        pad = static_actions(actions.shape[0], c - 1, device=actions.device, dtype=actions.dtype)
+        actions = torch.cat([pad, actions], dim=1)
+    return rearrange(actions, "b (f k) a -> b f k a", k=c)
+
+
+class ActionEncoder(nn.Module):
+    """(b f 4 13) grouped actions -> per-block (b f dim) offsets, zero at initialization."""
+
+    def __init__(self, dim: int, num_layers: int, hidden: int = 256, action_dim: int = NUM_ACTIONS,
+                 temporal_compression: int = 4):
+        super().__init__()
+        self.temporal_compression = temporal_compression
+        self.mlp = nn.Sequential(nn.Linear(action_dim * temporal_compression, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, hidden), nn.SiLU())
+        self.proj = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(num_layers))
+        self.reset_zero()
+
+    def reset_zero(self) -> None:
+        """Zero the per-block output layers (the Wan-preserving initialization)."""
+        for p in self.proj:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def features(self, grouped: torch.Tensor) -> torch.Tensor:
+        """(b f 4 13) -> (b f hidden) shared features."""
+        return self.mlp(rearrange(grouped, "b f k a -> b f (k a)"))
+
+
+class PoseEncoder(nn.Module):
+    """Absolute pose (R (b f 3 3), P (b f 3)) -> per-block query/key offsets (b f dim) x 2, zero at init."""
+
+    def __init__(self, dim: int, num_layers: int, hidden: int = 256):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(12, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.proj = nn.ModuleList(nn.Linear(hidden, 2 * dim) for _ in range(num_layers))
+        self.reset_zero()
+
+    def reset_zero(self) -> None:
+        for p in self.proj:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def features(self, R: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+        """R (b f 3 3), P (b f 3) -> (b f hidden)."""
+        x = torch.cat([rearrange(R, "b f i j -> b f (i j)"), P], dim=-1)
+        return self.mlp(x)
+
+
+def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:
+    """Wan's sinusoidal timestep features: [cos(t w_i), sin(t w_i)], w_i = 10000^(-i/(dim/2)).
+
+    t: any shape (...) -> (..., dim) float32.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[..., None] * freqs
+    return torch.cat([args.cos(), args.sin()], dim=-1)

@@ -1,0 +1,335 @@
+"""The Wan-2.1 diffusion transformer with RELIC's action and pose conditioning (paper §4.1).
+
+Read top to bottom: :class:`SelfAttention`, :class:`CrossAttention`, :class:`Block`, :class:`Head`,
+:class:`DiT`. Parameter names follow the ORIGINAL Wan-2.1 code (``blocks.N.self_attn.q``, ``norm3``,
+``modulation``, ``head.head``, ...); :mod:`relic.models.weights` also reads diffusers' names.
+
+Shapes (einops letters): b batch, c latent channels, f latent frames, h w patch-grid height/width,
+n tokens = f*h*w in ``(f h w)`` order, L text tokens, d model dim, heads x hd attention heads.
+
+Per-frame timesteps (b f): every latent frame's tokens get their own adaLN modulation, so blocks of a
+sequence can sit at different noise levels (diffusion forcing, the causal student). Image-to-video is a
+clean first latent at timestep 0.
+
+Streaming contract (used by the runtime's KV cache): ``forward(..., frame_offset, attn_mask, kv_context,
+return_kv)``. ``frame_offset`` is the absolute latent index of x's first frame (RoPE time position =
+frame_offset + local frame index). ``kv_context`` holds one ``(k, v, pos)`` per layer of extra keys and
+values the current tokens attend to (keys PRE-RoPE, already pose-conditioned and RMS-normalized; pos
+(m, 3) float positions where they are rotated), placed BEFORE the current tokens. ``attn_mask`` is an
+optional bool mask (b|1, 1, n, m + n) over [context, current] keys (True = attend). ``return_kv=True``
+also returns the current tokens' ``(k, v, pos)`` per layer in the same form.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from relic.config import DiTConfig
+from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
+from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features
+
+KV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # k (b m heads hd), v (b m heads hd), pos (m 3)
+
+
+def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm without affine parameters, computed in float32."""
+    return F.layer_norm(x.float(), x.shape[-1:], eps=eps)
+
+
+def _per_frame(x: torch.Tensor, f: int) -> torch.Tensor:
+    """(b (f s) d) -> (b f s d) view."""
+    return x.unflatten(1, (f, -1))
+
+
+class SelfAttention(nn.Module):
+    """Self-attention with Q/K RMSNorm over the full dim, pose offsets on q/k, and 3D RoPE."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+        self.norm_k = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, f: int, rope: Rope3D, freqs: torch.Tensor,
+                pos: torch.Tensor, pose_qk: torch.Tensor | None = None, ctx: KV | None = None,
+                ctx_freqs: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
+        """x (b n d) -> (b n d) and the current tokens' (k pre-RoPE, v, pos).
+
+        pose_qk: (b f 2 d) query/key offsets per frame; ctx: extra (k, v, pos) attended before x's tokens.
+        """
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        if pose_qk is not None:
+            q = (_per_frame(q, f) + pose_qk[:, :, 0:1].to(q.dtype)).flatten(1, 2)
+            k = (_per_frame(k, f) + pose_qk[:, :, 1:2].to(k.dtype)).flatten(1, 2)
+        q, k = self.norm_q(q.float()).to(q.dtype), self.norm_k(k.float()).to(k.dtype)
+        q, k, v = (rearrange(t, "b n (h d) -> b n h d", h=self.num_heads) for t in (q, k, v))
+        kv = (k, v, pos)
+        qr, kr = rope.rotate(q, freqs), rope.rotate(k, freqs)
+        if ctx is not None:
+            ck, cv, _ = ctx
+            kr = torch.cat([rope.rotate(ck.to(kr.dtype), ctx_freqs), kr], dim=1)
+            v = torch.cat([cv.to(v.dtype), v], dim=1)
+        out = attention(qr, kr, v, mask=attn_mask)
+        return self.o(rearrange(out, "b n h d -> b n (h d)")), kv
+
+
+class CrossAttention(nn.Module):
+    """Attention from video tokens to text tokens (no RoPE); the text keys/values can be precomputed."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.o = nn.Linear(dim, dim)
+        self.norm_q = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+        self.norm_k = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+
+    def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded text (b L d) -> k, v (b L heads hd)."""
+        k, v = self.k(text), self.v(text)
+        k = self.norm_k(k.float()).to(k.dtype)
+        return (rearrange(k, "b l (h d) -> b l h d", h=self.num_heads),
+                rearrange(v, "b l (h d) -> b l h d", h=self.num_heads))
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor],
+                mask: torch.Tensor | None) -> torch.Tensor:
+        """x (b n d), text k/v (b L heads hd), mask (b 1 1 L) bool or None -> (b n d)."""
+        q = self.q(x)
+        q = rearrange(self.norm_q(q.float()).to(q.dtype), "b n (h d) -> b n h d", h=self.num_heads)
+        k, v = kv
+        out = attention(q, k.to(q.dtype), v.to(q.dtype), mask=mask)
+        return self.o(rearrange(out, "b n h d -> b n (h d)"))
+
+
+class Block(nn.Module):
+    """One Wan block: adaLN self-attention (+ action offset after it), cross-attention, adaLN FFN."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.dim
+        self.eps = cfg.eps
+        self.self_attn = SelfAttention(d, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm3 = nn.LayerNorm(d, eps=cfg.eps) if cfg.cross_attn_norm else nn.Identity()
+        self.cross_attn = CrossAttention(d, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, d))
+        self.modulation = nn.Parameter(torch.randn(1, 6, d) / d ** 0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor, text_kv, text_mask, rope, freqs, pos,
+                act: torch.Tensor | None, pose_qk: torch.Tensor | None, ctx: KV | None, ctx_freqs,
+                attn_mask: torch.Tensor | None) -> tuple[torch.Tensor, KV]:
+        """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f d), pose_qk (b f 2 d)."""
+        f = e.shape[1]
+        mod = (self.modulation.float() + e.float()).unsqueeze(3)  # (b f 6 1 d): broadcast over a frame's tokens
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
+        wdt = self.self_attn.q.weight.dtype
+
+        xn = (_per_frame(_layer_norm(x, self.eps), f) * (1 + scale_sa) + shift_sa).flatten(1, 2)
+        y, kv = self.self_attn(xn.to(wdt), f, rope, freqs, pos, pose_qk, ctx, ctx_freqs, attn_mask)
+        x = (_per_frame(x, f) + y.float().unflatten(1, (f, -1)) * gate_sa)
+        if act is not None:
+            x = x + act.float().unsqueeze(2)
+        x = x.flatten(1, 2)
+
+        xn = self.norm3(x) if isinstance(self.norm3, nn.Identity) else F.layer_norm(
+            x, x.shape[-1:], self.norm3.weight.float(), self.norm3.bias.float(), self.eps)
+        x = x + self.cross_attn(xn.to(wdt), text_kv, text_mask).float()
+
+        xn = (_per_frame(_layer_norm(x, self.eps), f) * (1 + scale_ff) + shift_ff).flatten(1, 2)
+        y = self.ffn(xn.to(wdt)).float()
+        x = (_per_frame(x, f) + y.unflatten(1, (f, -1)) * gate_ff).flatten(1, 2)
+        return x, kv
+
+
+class Head(nn.Module):
+    """Final adaLN (its own (1, 2, d) table, modulated by the time embedding) and the patch projection."""
+
+    def __init__(self, dim: int, out_features: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.head = nn.Linear(dim, out_features)
+        self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim ** 0.5)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """x (b n d), temb (b f d) -> (b n out_features)."""
+        f = temb.shape[1]
+        shift, scale = (self.modulation.float() + temb.float().unsqueeze(2)).unsqueeze(3).unbind(2)
+        xn = (_per_frame(_layer_norm(x, self.eps), f) * (1 + scale) + shift).flatten(1, 2)
+        return self.head(xn.to(self.head.weight.dtype))
+
+
+@dataclass
+class TextContext:
+    """Precomputed cross-attention keys/values of a prompt: reuse it across denoising steps and blocks.
+
+    kv: one (k, v) per layer, each (b L heads hd); mask: (b 1 1 L) bool or None (attend to every token).
+    """
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor | None
+
+
+class DiT(nn.Module):
+    """Wan-2.1 DiT + RELIC action/pose conditioning. See the module docstring for shapes and streaming."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        if d % cfg.num_heads:
+            raise ValueError(f"dim {d} is not divisible by num_heads {cfg.num_heads}")
+        self.patch_embedding = nn.Conv3d(cfg.in_channels, d, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"),
+                                            nn.Linear(d, d))
+        self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.head = Head(d, cfg.out_channels * math.prod(cfg.patch_size), cfg.eps)
+        self.action_encoder = ActionEncoder(d, cfg.num_layers, cfg.action_hidden, cfg.action_dim,
+                                            cfg.temporal_compression)
+        self.pose_encoder = PoseEncoder(d, cfg.num_layers, cfg.pose_hidden)
+        self.rope = Rope3D(cfg.dim // cfg.num_heads, cfg.rope_theta, RopeScaling(cfg.rope_scaling, cfg.rope_scale))
+        self.gradient_checkpointing = False
+
+    # ------------------------------------------------------------------------------------ pieces
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(b c F H W) latents -> (b (f h w) d) tokens (the Conv3d patch embedding as one matmul)."""
+        pt, ph, pw = self.cfg.patch_size
+        patches = rearrange(x, "b c (f pt) (h ph) (w pw) -> b (f h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
+        w = self.patch_embedding.weight
+        return F.linear(patches.to(w.dtype), w.flatten(1), self.patch_embedding.bias)
+
+    def unpatchify(self, y: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor:
+        """(b (f h w) (pt ph pw c)) -> (b c (f pt) (h ph) (w pw))."""
+        pt, ph, pw = self.cfg.patch_size
+        return rearrange(y, "b (f h w) (pt ph pw c) -> b c (f pt) (h ph) (w pw)",
+                         f=f, h=h, w=w, pt=pt, ph=ph, pw=pw)
+
+    def time_embed(self, timesteps: torch.Tensor, b: int, f: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """timesteps (), (b) or (b f) -> temb (b f d) and the block modulation input e (b f 6 d)."""
+        t = torch.as_tensor(timesteps, device=self.head.modulation.device)
+        if t.ndim == 0:
+            t = t.expand(b)
+        if t.ndim == 1:
+            t = t[:, None].expand(-1, f)
+        if tuple(t.shape) != (b, f):
+            raise ValueError(f"timesteps must be (), ({b},) or ({b}, {f}); got {tuple(t.shape)}")
+        feats = timestep_features(t, self.cfg.freq_dim)
+        temb = self.time_embedding(feats.to(self.time_embedding[0].weight.dtype))
+        e = rearrange(self.time_projection(temb), "b f (six d) -> b f six d", six=6)
+        return temb, e
+
+    def prepare_text(self, text: torch.Tensor, text_mask: torch.Tensor | None = None) -> TextContext:
+        """Text encoder states (b L text_dim) and mask (b L) bool -> per-layer cross-attention k/v."""
+        emb = self.text_embedding(text.to(self.text_embedding[0].weight.dtype))
+        kv = [blk.cross_attn.text_kv(emb) for blk in self.blocks]
+        mask = None if text_mask is None else rearrange(text_mask.bool(), "b l -> b 1 1 l")
+        return TextContext(kv, mask)
+
+    # ------------------------------------------------------------------------------------ forward
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor | TextContext,
+                text_mask: torch.Tensor | None = None, actions: torch.Tensor | None = None,
+                R: torch.Tensor | None = None, P: torch.Tensor | None = None, *, frame_offset: int = 0,
+                attn_mask: torch.Tensor | None = None, kv_context: Sequence[KV] | None = None,
+                return_kv: bool = False):
+        """Predict the flow-matching velocity of latents x.
+
+        Args:
+            x: (b c f H W) noisy latents of the current frames (H, W divisible by the patch size).
+            timesteps: (b f) per-frame timesteps in [0, 1000] (or (b) / a scalar, broadcast).
+            text: (b L text_dim) text encoder states, or a :class:`TextContext` from :meth:`prepare_text`.
+            text_mask: (b L) bool, True for real tokens; None = attend to all (as Wan's zero padding).
+            actions: per-video-frame actions (b F 13) or grouped (b f 4 13); see
+                :func:`relic.models.conditioning.group_actions`. None skips the action encoder.
+            R, P: (b f 3 3), (b f 3) absolute poses relative to the first frame; None skips the pose encoder.
+            frame_offset: absolute latent index of x's first frame (RoPE time position).
+            attn_mask: bool (b|1, 1, n, m + n) over [kv_context keys, current keys]; None = attend to all.
+            kv_context: per layer (k (b m heads hd) pre-RoPE, v (b m heads hd), pos (m 3)), or None.
+            return_kv: also return the current tokens' (k, v, pos) per layer.
+        Returns:
+            (b c f H W) prediction, and with ``return_kv`` a list of per-layer (k, v, pos).
+        """
+        cfg = self.cfg
+        b, _, F_in, H, W = x.shape
+        pt, ph, pw = cfg.patch_size
+        f, h, w = F_in // pt, H // ph, W // pw
+        if f * pt != F_in or h * ph != H or w * pw != W:
+            raise ValueError(f"latent size {(F_in, H, W)} is not divisible by the patch size {cfg.patch_size}")
+        if kv_context is not None and len(kv_context) != len(self.blocks):
+            raise ValueError(f"kv_context needs one entry per layer ({len(self.blocks)}), got {len(kv_context)}")
+
+        tokens = self.patchify(x).float()
+        temb, e = self.time_embed(timesteps, b, f)
+        ctx_text = text if isinstance(text, TextContext) else self.prepare_text(text, text_mask)
+        act = None
+        if actions is not None:
+            grouped = group_actions(actions, f, frame_offset, cfg.temporal_compression)
+            act = self.action_encoder.features(grouped.to(tokens.device, self.action_encoder.mlp[0].weight.dtype))
+        pose = None
+        if R is not None or P is not None:
+            if R is None or P is None:
+                raise ValueError("the pose encoder needs both R and P")
+            wdt = self.pose_encoder.mlp[0].weight.dtype
+            pose = self.pose_encoder.features(R.to(tokens.device, wdt), P.to(tokens.device, wdt))
+
+        pos = token_positions(f, h, w, frame_offset, device=tokens.device)
+        freqs = self.rope.freqs(pos)
+        kv_out: list[KV] = []
+        last_ctx_pos, ctx_freqs = None, None
+        for i, blk in enumerate(self.blocks):
+            act_i = None if act is None else self.action_encoder.proj[i](act)
+            pose_i = None if pose is None else rearrange(self.pose_encoder.proj[i](pose),
+                                                         "b f (two d) -> b f two d", two=2)
+            ctx = None if kv_context is None else kv_context[i]
+            if ctx is not None and ctx[2] is not last_ctx_pos:
+                last_ctx_pos, ctx_freqs = ctx[2], self.rope.freqs(ctx[2])
+            args = (tokens, e, ctx_text.kv[i], ctx_text.mask, self.rope, freqs, pos, act_i, pose_i, ctx,
+                    ctx_freqs, attn_mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                tokens, kv = checkpoint(blk, *args, use_reentrant=False)
+            else:
+                tokens, kv = blk(*args)
+            if return_kv:
+                kv_out.append(kv)
+        out = self.unpatchify(self.head(tokens, temb), f, h, w)
+        return (out, kv_out) if return_kv else out
+
+    # ------------------------------------------------------------------------------------ weights
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, config: DiTConfig | None = None,
+                        filename: str | None = None, dtype: torch.dtype | None = None) -> "DiT":
+        """Load a DiT from a directory (or a .safetensors file) in RELIC, original Wan or diffusers format.
+
+        The config comes from ``config`` or the directory's config.json (a DiTConfig, a RelicConfig with a
+        ``dit`` entry, diffusers' WanTransformer3DModel config or original Wan's WanModel config). RELIC's
+        action/pose encoders, absent from Wan checkpoints, stay zero-initialized (``model.load_report``).
+        """
+        from relic.models.weights import load_dit_state
+
+        model, report = load_dit_state(path, config=config, filename=filename, dtype=dtype)
+        model.load_report = report
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``model.safetensors`` and ``config.json`` (this DiTConfig) to ``directory``."""
+        from relic.models.weights import save_pretrained
+
+        save_pretrained(self, directory, self.cfg)

@@ -1,0 +1,280 @@
+"""DiT mechanisms: streaming with kv_context, action/pose conditioning, RoPE at float positions, attention."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from relic.config import DiTConfig
+from relic.models.attention import Rope3D, RopeScaling, attention, rope_split, token_positions
+from relic.models.conditioning import group_actions, static_actions
+from relic.models.dit import DiT
+
+CFG = DiTConfig(dim=48, ffn_dim=80, freq_dim=64, text_dim=32, num_heads=2, num_layers=2, in_channels=4,
+                out_channels=4, action_hidden=16, pose_hidden=16)
+
+
+def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True) -> DiT:
+    torch.manual_seed(seed)
+    m = DiT(cfg).eval()
+    if live_encoders:  # make the zero-initialized encoder outputs non-zero
+        with torch.no_grad():
+            for p in list(m.action_encoder.proj.parameters()) + list(m.pose_encoder.proj.parameters()):
+                p.normal_(0, 0.3)
+    return m
+
+
+def _rand_pose(b: int, f: int, g: torch.Generator):
+    R = torch.linalg.qr(torch.randn(b, f, 3, 3, generator=g)).Q
+    return R, torch.randn(b, f, 3, generator=g)
+
+
+def _block_causal_mask(f: int, tokens_per_frame: int, frames_per_block: int) -> torch.Tensor:
+    blk = torch.arange(f).div(frames_per_block, rounding_mode="floor").repeat_interleave(tokens_per_frame)
+    return (blk[None, :] <= blk[:, None])[None, None]
+
+
+# ------------------------------------------------------------------------------------------ streaming
+
+@pytest.mark.parametrize("frames_per_block", [1, 2])
+def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_block):
+    m = _model()
+    g = torch.Generator().manual_seed(1)
+    b, f, H, W = 2, 6, 4, 6
+    x = torch.randn(b, 4, f, H, W, generator=g)
+    t = torch.rand(b, f, generator=g) * 1000
+    text = torch.randn(b, 5, 32, generator=g)
+    text_mask = torch.ones(b, 5, dtype=torch.bool)
+    text_mask[1, 3:] = False
+    actions = torch.rand(b, 4 * f - 3, 13, generator=g)
+    R, P = _rand_pose(b, f, g)
+    n = (H // 2) * (W // 2)
+    with torch.no_grad():
+        full, full_kv = m(x, t, text, text_mask, actions, R, P,
+                          attn_mask=_block_causal_mask(f, n, frames_per_block), return_kv=True)
+        outs, ctx = [], None
+        grouped = group_actions(actions, f)
+        for s in range(0, f, frames_per_block):
+            e = s + frames_per_block
+            out, kv = m(x[:, :, s:e], t[:, s:e], text, text_mask, grouped[:, s:e], R[:, s:e], P[:, s:e],
+                        frame_offset=s, kv_context=ctx, return_kv=True)
+            # the returned kv of the block equals the full pass' kv at those tokens
+            for (k, v, pos), (fk, fv, fpos) in zip(kv, full_kv):
+                assert torch.allclose(pos, fpos[s * n:e * n])
+                assert (k - fk[:, s * n:e * n]).abs().max() <= 1e-5
+            ctx = kv if ctx is None else [(torch.cat([ck, k], 1), torch.cat([cv, v], 1), torch.cat([cp, p], 0))
+                                          for (ck, cv, cp), (k, v, p) in zip(ctx, kv)]
+            outs.append(out)
+    streamed = torch.cat(outs, dim=2)
+    assert (streamed - full).abs().max().item() <= 1e-5
+    # the mask matters: a bidirectional pass differs on the early frames
+    with torch.no_grad():
+        bidir = m(x, t, text, text_mask, actions, R, P)
+    assert (bidir - full)[:, :, :f - frames_per_block].abs().max().item() > 1e-4
+
+
+def test_kv_context_with_float_positions_and_mask_matches_manual_attention():
+    """A context with pooled (float) positions: masking all of it out equals no context at all."""
+    m = _model(seed=2)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 4, 1, 4, 4, generator=g)
+    text = torch.randn(1, 3, 32, generator=g)
+    ctx = [(torch.randn(1, 5, 2, 24, generator=g), torch.randn(1, 5, 2, 24, generator=g),
+            torch.rand(5, 3, generator=g) * 3) for _ in range(2)]
+    n = 4
+    mask = torch.cat([torch.zeros(1, 1, n, 5, dtype=torch.bool), torch.ones(1, 1, n, n, dtype=torch.bool)], -1)
+    with torch.no_grad():
+        a = m(x, 500.0, text, frame_offset=7, kv_context=ctx, attn_mask=mask)
+        b = m(x, 500.0, text, frame_offset=7)
+        c = m(x, 500.0, text, frame_offset=7, kv_context=ctx)
+    assert (a - b).abs().max() <= 1e-6
+    assert (c - b).abs().max() > 1e-4
+
+
+# ------------------------------------------------------------------------------------ conditioning
+
+def test_actions_change_output_and_are_used_per_frame():
+    m = _model(seed=4)
+    g = torch.Generator().manual_seed(5)
+    b, f = 1, 3
+    x = torch.randn(b, 4, f, 4, 4, generator=g)
+    text = torch.randn(b, 3, 32, generator=g)
+    a1 = static_actions(b, 4 * f - 3)
+    a2 = a1.clone()
+    a2[:, -1] = 0.0
+    a2[:, -1, 0] = 1.0  # the last video frame moves forward
+    with torch.no_grad():
+        o1 = m(x, 500.0, text, actions=a1, attn_mask=_block_causal_mask(f, 4, 1))
+        o2 = m(x, 500.0, text, actions=a2, attn_mask=_block_causal_mask(f, 4, 1))
+    diff = (o1 - o2).abs().amax(dim=(0, 1, 3, 4))
+    assert diff[-1] > 1e-3                  # the frame whose action changed
+    assert diff[:-1].max() <= 1e-6          # earlier frames (block-causal) are untouched
+
+
+def test_zero_initialized_encoders_are_exact_noops():
+    m = _model(seed=6, live_encoders=False)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 4, 2, 4, 4, generator=g)
+    text = torch.randn(2, 3, 32, generator=g)
+    R, P = _rand_pose(2, 2, g)
+    with torch.no_grad():
+        assert torch.equal(m(x, 100.0, text), m(x, 100.0, text, None, torch.rand(2, 5, 13, generator=g), R, P))
+
+
+def test_pose_goes_to_queries_and_keys_never_values(monkeypatch):
+    import relic.models.dit as dit_mod
+
+    m = _model(seed=8)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 4, 2, 4, 4, generator=g)
+    text = torch.randn(1, 3, 32, generator=g)
+    R, P = _rand_pose(1, 2, g)
+    calls = []
+
+    def spy(q, k, v, mask=None, backend=None):
+        calls.append((q, k, v))
+        return attention(q, k, v, mask, backend)
+
+    monkeypatch.setattr(dit_mod, "attention", spy)
+    with torch.no_grad():
+        _, kv0 = m(x, 100.0, text, return_kv=True)
+        calls0, calls[:] = list(calls), []
+        _, kv1 = m(x, 100.0, text, None, None, R, P, return_kv=True)
+        calls1 = list(calls)
+    # layer 0 sees the same input, so the only change is the pose offset: v identical, q and k not
+    assert torch.equal(kv0[0][1], kv1[0][1])
+    assert (kv0[0][0] - kv1[0][0]).abs().max() > 1e-3
+    q0, k0, v0 = calls0[0]
+    q1, k1, v1 = calls1[0]
+    assert torch.equal(v0, v1) and (q0 - q1).abs().max() > 1e-3 and (k0 - k1).abs().max() > 1e-3
+    # the cross-attention of layer 0 (call 1) gets the same text keys/values
+    assert torch.equal(calls0[1][1], calls1[1][1]) and torch.equal(calls0[1][2], calls1[1][2])
+
+
+def test_group_actions_latent_mapping():
+    f = 4
+    a = torch.arange(4 * f - 3, dtype=torch.float32)[None, :, None].expand(1, -1, 13).clone()
+    gr = group_actions(a, f)
+    assert gr.shape == (1, f, 4, 13)
+    assert torch.equal(gr[0, 0, :3], static_actions(3)) and gr[0, 0, 3, 0] == 0  # latent 0: 3 static + frame 0
+    for k in range(1, f):  # latent k <-> video frames 4k-3..4k
+        assert gr[0, k, :, 0].tolist() == [4 * k - 3, 4 * k - 2, 4 * k - 1, 4 * k]
+    # a chunk starting at latent 2 takes video frames 5..12
+    assert torch.equal(group_actions(a[:, 5:], 2, frame_offset=2), gr[:, 2:])
+    with pytest.raises(ValueError):
+        group_actions(a[:, 1:], f)
+
+
+def test_timestep_shapes():
+    m = _model(seed=10, live_encoders=False)
+    x = torch.randn(2, 4, 2, 4, 4)
+    text = torch.randn(2, 3, 32)
+    with torch.no_grad():
+        a = m(x, 300.0, text)
+        b = m(x, torch.tensor([300.0, 300.0]), text)
+        c = m(x, torch.full((2, 2), 300.0), text)
+    assert torch.equal(a, b) and torch.equal(b, c)
+    with pytest.raises(ValueError):
+        m(x, torch.zeros(2, 3), text)
+
+
+def test_prepared_text_context_equals_raw_text():
+    m = _model(seed=11)
+    x = torch.randn(1, 4, 2, 4, 4)
+    text = torch.randn(1, 3, 32)
+    mask = torch.tensor([[True, True, False]])
+    with torch.no_grad():
+        assert torch.equal(m(x, 300.0, text, mask), m(x, 300.0, m.prepare_text(text, mask)))
+        assert (m(x, 300.0, text, mask) - m(x, 300.0, text)).abs().max() > 1e-4
+
+
+def test_bf16_autocast_runs_close_to_fp32():
+    m = _model(seed=12)
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(1, 4, 2, 4, 4, generator=g)
+    text = torch.randn(1, 3, 32, generator=g)
+    actions = torch.rand(1, 5, 13, generator=g)
+    with torch.no_grad():
+        ref = m(x, 300.0, text, actions=actions)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(x, 300.0, text, actions=actions)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - ref).abs().max() / ref.abs().max() < 0.05
+
+
+# ----------------------------------------------------------------------------------------------- RoPE
+
+def test_rope_split_matches_wan():
+    assert rope_split(128) == (44, 42, 42)
+    assert rope_split(64) == (24, 20, 20)
+
+
+def test_rope_depends_only_on_relative_float_positions():
+    rope = Rope3D(24)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 5, 2, 24, generator=g)
+    k = torch.randn(1, 5, 2, 24, generator=g)
+    pq = torch.rand(5, 3, generator=g) * 10
+    pk = torch.rand(5, 3, generator=g) * 10
+    shift = torch.tensor([3.25, -1.5, 0.75])
+    s1 = torch.einsum("bnhd,bmhd->bhnm", rope(q, pq), rope(k, pk))
+    s2 = torch.einsum("bnhd,bmhd->bhnm", rope(q, pq + shift), rope(k, pk + shift))
+    assert (s1 - s2).abs().max() < 1e-4
+    assert (s1 - torch.einsum("bnhd,bmhd->bhnm", q, k)).abs().max() > 1e-2  # it does rotate
+    # pooled position = the mean of grid positions is just another float position
+    assert torch.allclose(rope(q, pq).norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+
+
+def test_rope_scaling_pi_and_ntk():
+    pos = token_positions(3, 2, 2, frame_offset=10)
+    base, pi, ntk = Rope3D(24), Rope3D(24, scaling=RopeScaling("pi", 4.0)), Rope3D(24, scaling=RopeScaling("ntk", 4.0))
+    scaled = pos.clone()
+    scaled[:, 0] /= 4.0
+    assert torch.allclose(pi.angles(pos), base.angles(scaled))
+    dt = rope_split(24)[0]
+    a_ntk, a_base = ntk.angles(pos), base.angles(pos)
+    assert torch.allclose(a_ntk[:, dt // 2:], a_base[:, dt // 2:])  # h and w untouched
+    theta_t = 10000.0 * 4.0 ** (dt / (dt - 2))
+    expect = pos[:, :1].double() / theta_t ** (torch.arange(0, dt, 2, dtype=torch.float64) / dt)
+    assert torch.allclose(a_ntk[:, :dt // 2], expect)
+    assert torch.allclose(a_ntk[:, 0], a_base[:, 0])  # the highest frequency stays, low ones stretch ~scale
+    assert torch.allclose(a_ntk[:, dt // 2 - 1] * 4.0, a_base[:, dt // 2 - 1], rtol=1e-9)
+
+
+def test_token_positions_order():
+    pos = token_positions(2, 3, 4, frame_offset=5)
+    assert pos.shape == (24, 3)
+    assert pos[0].tolist() == [5, 0, 0] and pos[1].tolist() == [5, 0, 1] and pos[4].tolist() == [5, 1, 0]
+    assert pos[12].tolist() == [6, 0, 0]
+
+
+# ------------------------------------------------------------------------------------------ attention
+
+def test_attention_backends_agree_with_mask():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 5, 3, 8, generator=g) for _ in range(3))
+    mask = torch.rand(2, 1, 5, 5, generator=g) > 0.5
+    mask[..., 0] = True
+    a = attention(q, k, v, mask, backend="sdpa")
+    b = attention(q, k, v, mask, backend="math")
+    assert a.shape == (2, 5, 3, 8)
+    assert (a - b).abs().max() < 1e-5
+    with pytest.raises(RuntimeError):
+        attention(q, k, v, backend="flash")  # no flash-attn / CUDA here
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    g = torch.Generator().manual_seed(14)
+    x = torch.randn(1, 4, 2, 4, 4, generator=g)
+    text = torch.randn(1, 3, 32, generator=g)
+    actions = torch.rand(1, 5, 13, generator=g)
+    grads = []
+    for ckpt in (False, True):
+        m = _model(seed=15).train()
+        m.gradient_checkpointing = ckpt
+        m(x, torch.tensor([[0.0, 600.0]]), text, actions=actions).square().mean().backward()
+        grads.append({k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    assert "action_encoder.proj.0.weight" in grads[0] and "blocks.0.self_attn.q.weight" in grads[0]
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6), k
