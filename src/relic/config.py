@@ -66,25 +66,56 @@ class VAEConfig:
     latents_std: tuple[float, ...] | None = None
 
 
+# Wan-2.1's per-channel latent statistics (official release): the DiT sees (mu - mean) / std.
+WAN21_LATENTS_MEAN: tuple[float, ...] = (
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
+WAN21_LATENTS_STD: tuple[float, ...] = (
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160)
+
+
+def wan21_vae_config() -> VAEConfig:
+    """The official Wan-2.1 VAE: z 16, dim 96, dim_mult (1, 2, 4, 4), 2 res blocks, its latent statistics."""
+    return VAEConfig(latents_mean=WAN21_LATENTS_MEAN, latents_std=WAN21_LATENTS_STD)
+
+
 @dataclass
 class TinyDecoderConfig:
-    """Small causal latent -> frame decoder (TAEHV-style)."""
+    """Small causal latent -> frame decoder (TAEHV-style). See relic.models.tiny_decoder.
+
+    ``channels`` at the latent resolution; the width at each resolution level (latent res, 2x, 4x, ...)
+    is ``channels // channel_div[level]``. ``mem_blocks`` memory blocks per level below full resolution.
+    """
 
     z_dim: int = 16
     channels: int = 64
     temporal_upsample: int = 4
     spatial_upsample: int = 8
+    channel_div: tuple[int, ...] = (1, 1, 2, 4)
+    mem_blocks: int = 1
 
 
 @dataclass
 class MemoryConfig:
-    """KV cache = rolling window + compressed long-horizon spatial memory (§4.3)."""
+    """KV cache = rolling window + compressed long-horizon spatial memory (§4.3). See docs/runtime.md.
 
-    window: int = 6                                  # latent frames kept uncompressed
+    ``window`` latents stay uncompressed (None = every latent stays in the window, no compression).
+    A latent i that leaves the window is pooled by ``schedule[i % len(schedule)]`` per spatial axis
+    (when ``compress``). ``token_budget`` (beyond the paper) caps the tokens attended per block
+    (first frame + memory + window); memory latents are then chosen by view overlap with the current
+    camera plus ``recency_weight`` * recency. ``archive_latents`` caps how many pooled memory latents
+    are stored (None = all; they are small); the lowest-scoring one is dropped when it is exceeded.
+    """
+
+    window: int | None = 6                           # latent frames kept uncompressed (None = infinite)
     schedule: tuple[int, ...] = PAPER_MEMORY_SCHEDULE
     compress: bool = True
-    token_budget: int | None = None                  # max memory tokens (None = unbounded, as the paper)
-    recency_weight: float = 0.1                      # eviction score = view overlap + recency_weight * recency
+    token_budget: int | None = None                  # max attended KV tokens (None = unbounded, as the paper)
+    recency_weight: float = 0.1                      # selection score = view overlap + recency_weight * recency
+    archive_latents: int | None = None               # max stored memory latents (None = unbounded)
+    fov_deg: float = 90.0                            # horizontal field of view used for view overlap
+    overlap_depths: tuple[float, ...] = (2.0, 8.0, 32.0)   # frustum sample depths, in units of d̄
     dtype: Literal["fp32", "bf16", "fp8"] = "bf16"
 
 
@@ -132,9 +163,12 @@ def relic_tiny() -> RelicConfig:
         name="relic-tiny", height=128, width=224, fps=16,
         dit=DiTConfig(dim=256, ffn_dim=768, text_dim=384, num_heads=4, num_layers=6, freq_dim=256,
                       action_hidden=128, pose_hidden=128),
-        vae=VAEConfig(z_dim=16, base_dim=32, dim_mult=(1, 2, 2, 2), num_res_blocks=1),
+        # ~19 GFLOP per decoded latent at 128x224 (3x less than base 32 / mult 1,2,2,2); see docs/models.md
+        vae=VAEConfig(z_dim=16, base_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=1),
         tiny_decoder=TinyDecoderConfig(z_dim=16, channels=48),
-        memory=MemoryConfig(window=6, dtype="bf16"),
+        # token_budget: attention over the context dominates a block on CPU; 1536 tokens keeps the block time
+        # at 300 s within 1.3x of 10 s (relic bench stream) and is ~6x fewer than the full cache at 20 s.
+        memory=MemoryConfig(window=6, dtype="bf16", token_budget=1536),
         text_encoder="minilm", text_len=32,
     )
 
@@ -144,7 +178,7 @@ def wan21_1_3b() -> RelicConfig:
     return RelicConfig(
         name="wan2.1-1.3b", height=480, width=832, fps=16,
         dit=DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
-        vae=VAEConfig(), tiny_decoder=TinyDecoderConfig(channels=64),
+        vae=wan21_vae_config(), tiny_decoder=TinyDecoderConfig(channels=64),
         memory=MemoryConfig(window=6, dtype="bf16"), text_encoder="umt5", text_len=512)
 
 
@@ -153,7 +187,7 @@ def wan21_14b() -> RelicConfig:
     return RelicConfig(
         name="wan2.1-14b", height=480, width=832, fps=16,
         dit=DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
-        vae=VAEConfig(), tiny_decoder=TinyDecoderConfig(channels=64),
+        vae=wan21_vae_config(), tiny_decoder=TinyDecoderConfig(channels=64),
         memory=MemoryConfig(window=6, dtype="bf16"), text_encoder="umt5", text_len=512)
 
 

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "world": "relic.world.bench",        # renderer + mp4 encode frames/s
     "stream": "relic.runtime.bench",     # streaming FPS, latency, KV tokens vs horizon
     "replay": "relic.training.bench",    # replayed vs naive back-prop: peak memory and time vs blocks
+    "decoders": "relic.models.decoder_bench",  # Wan VAE decoder vs tiny decoder, s per latent
 }
 
 
