@@ -27,6 +27,29 @@ def register(subparsers) -> None:
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: 90° horizontal FOV)")
     p.set_defaults(func=_integrate)
 
+    p = sub.add_parser("filter", help="Curation filters (§3.2): report kept / cut / rejected clips.",
+                       description="Run the curation filters (camera motion, viewpoint stability, exposure, "
+                                   "render quality) on every clip under DIR; print a markdown table and write it.")
+    p.add_argument("dir", metavar="DIR", help="a clip directory, a directory of clips, or RealEstate10K txt+mp4")
+    p.add_argument("--report", default=None, help="write the markdown table here (atomic)")
+    p.add_argument("--json", default=None, help="write the verdicts (kept segments) as JSON here (atomic)")
+    p.add_argument("--no-cut", action="store_true", help="reject flagged clips instead of cutting clean segments")
+    p.add_argument("--min-segment", type=int, default=None, help="shortest clean segment kept, in frames (default 17)")
+    p.set_defaults(func=_filter)
+
+    p = sub.add_parser("encode", help="Latent cache: encode every clip once with the VAE (resumable).",
+                       description="Encode every clip under DIR with the VAE into one safetensors file per clip. "
+                                   "Clips already encoded with the same VAE are skipped.")
+    p.add_argument("dir", metavar="DIR", help="a clip directory or a directory of clips")
+    p.add_argument("--vae", required=True, help="VAE model directory (config.json + safetensors)")
+    p.add_argument("--out", required=True, help="cache directory")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="storage dtype of the latents (default float32)")
+    p.add_argument("--no-reverse", action="store_true",
+                   help="skip the time-reversed latents (palindrome samples then need pixel mode)")
+    p.add_argument("--chunk", type=int, default=8, help="latents encoded per VAE call (bounds memory; default 8)")
+    p.set_defaults(func=_encode)
+
 
 def _annotate(args: argparse.Namespace) -> int:
     from relic.camera import annotate
@@ -60,4 +83,49 @@ def _integrate(args: argparse.Namespace) -> int:
     traj = Trajectory(R, P, np.arange(len(actions)) / fps, fps, w, h, (f, f, w / 2.0, h / 2.0))
     write_cameras_json(args.out, traj)
     print(f"integrated {len(actions)} frames (γ = {args.gamma}) -> {args.out}")
+    return 0
+
+
+def _filter(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from relic.data.clips import list_clips
+    from relic.data.filters import FilterConfig, filter_clip, report_markdown
+    from relic.errors import UserError
+    from relic.fileio import write_json_atomic, write_text_atomic
+
+    cfg = FilterConfig()
+    if args.no_cut:
+        cfg = dataclasses.replace(cfg, cut=())
+    if args.min_segment is not None:
+        if args.min_segment < 2:
+            raise UserError(f"--min-segment must be at least 2 frames, got {args.min_segment}")
+        cfg = dataclasses.replace(cfg, min_segment_frames=args.min_segment)
+    clips = list_clips(args.dir)
+    if not clips:
+        raise UserError("no complete clips found", source=args.dir)
+    verdicts = [filter_clip(c, cfg) for c in tqdm(clips, desc="filter", unit="clip", disable=len(clips) < 2)]
+    text = report_markdown(verdicts)
+    print(text, end="")
+    if args.report:
+        write_text_atomic(args.report, text)
+    if args.json:
+        write_json_atomic(args.json, {"config": dataclasses.asdict(cfg), "clips": [v.to_dict() for v in verdicts]})
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from relic.data.clips import list_clips
+    from relic.data.latents import encode_dataset
+    from relic.errors import UserError
+
+    if args.chunk < 1:
+        raise UserError(f"--chunk must be at least 1, got {args.chunk}")
+    clips = list_clips(args.dir)
+    if not clips:
+        raise UserError("no complete clips found", source=args.dir)
+    done, skipped = encode_dataset(clips, args.vae, args.out, args.dtype, not args.no_reverse, args.chunk)
+    print(f"encoded {done} clip(s), skipped {skipped} already cached -> {args.out}")
     return 0
