@@ -8,10 +8,28 @@ ahead and rejected if the camera would come closer than ``clearance`` to any sol
 bounds), so paths are collision-free by construction; a pure rotation is the always-safe fallback.
 
 Deliberate revisits (:class:`Revisit`):
-* ``turn_back``: pan away by 60-180° and back by exactly the same per-frame angles;
+* ``turn_back``: pan away by up to 60-180° and back by exactly the same per-frame angles;
 * ``return``: move out over a few segments, then retrace the same path in reverse at another speed;
 * ``loop``: orbit a point (often a landmark) through 360°, or turn a full circle in place.
 Each records the pair (frame j, of frame i < j) whose poses coincide.
+
+Motion limits. Revisits obey the same limits as ordinary segments; every segment of a clip stays below
+(measured frame to frame like the curation filters of :mod:`relic.data.filters`):
+
+======================== ================================ =====================================================
+quantity                 limit (OperatorConfig)           curation filter threshold (FilterConfig)
+======================== ================================ =====================================================
+angular speed            ``max_angular_speed`` 120 °/s    ``pan_speed`` 230 °/s (``fast_pan`` defect 250-450)
+translation speed        ``max_speed`` 1.6 m/s            ``pan_speed`` 4 m/s
+angular acceleration     ``max_angular_accel`` 600 °/s²   ``abrupt_rotation`` 1500 °/s²
+linear acceleration      ``max_accel`` 8 m/s²             ``velocity_profile`` 15 m/s²
+======================== ================================ =====================================================
+
+A revisit that does not fit in the frames left in the clip is shortened (a smaller turn-back angle, a shorter
+way out) or skipped, never sped up: turn-backs keep their sampled pan speed (≤ 78°/s), the way back of a
+``return`` is at most 1.3× (and within the limits) the speed of the way out, and an orbit's tangential speed is
+at most the top walking speed ``speed[1]``. Every candidate segment is also measured (:func:`motion_peaks`,
+including the two frames before it, so the junction counts) and rejected if it breaks a limit.
 
 State is (position, heading, pitch, roll); the world-to-camera rotation is :func:`pose_rotation`. Translation
 velocities are in the camera frame (OpenCV axes: x right, y down, z forward), so relic.camera.annotate
@@ -23,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from relic.camera.geometry import geodesic_angle
 from relic.camera.trajectory import Trajectory
@@ -45,6 +64,9 @@ class OperatorConfig:
         roll_prob: probability that a segment is a roll; revisit_prob: that the next event is a revisit.
         fov_deg: horizontal field of view of the intrinsics.
         min_view: segments preferably end looking at least this far (m) before hitting a surface.
+        max_speed, max_angular_speed, max_accel, max_angular_accel: hard limits (m/s, °/s, m/s², °/s²)
+            that every segment, revisits included, stays below (see the module docstring).
+        min_turn_back: smallest turn-back angle (degrees) worth flying when a turn-back must be shortened.
     """
 
     clearance: float = 0.35
@@ -61,6 +83,11 @@ class OperatorConfig:
     revisit_prob: float = 0.12
     fov_deg: float = 90.0
     min_view: float = 2.0
+    max_speed: float = 1.6
+    max_angular_speed: float = 120.0
+    max_accel: float = 8.0
+    max_angular_accel: float = 600.0
+    min_turn_back: float = 30.0
 
 
 @dataclass
@@ -145,6 +172,26 @@ def _integrate(state: np.ndarray, vel: np.ndarray, dt: float) -> np.ndarray:
     return out
 
 
+def motion_peaks(states: np.ndarray, fps: float) -> tuple[float, float, float, float]:
+    """(t 6) operator states -> peak (speed m/s, angular speed °/s, acceleration m/s², angular accel °/s²).
+
+    Measured frame to frame as relic.data.filters does: the angular velocity of step k-1→k is the rotation
+    vector of R_k R_{k-1}^T times fps (camera frame), accelerations are differences of consecutive velocities
+    times fps.
+    """
+    states = np.asarray(states, dtype=np.float64).reshape(-1, 6)
+    if len(states) < 2:
+        return 0.0, 0.0, 0.0, 0.0
+    R = pose_rotation(states[:, 3], states[:, 4], states[:, 5])
+    v = np.diff(states[:, :3], axis=0) * fps
+    dR = np.einsum("tij,tkj->tik", R[1:], R[:-1])
+    w = np.rad2deg(Rotation.from_matrix(dR).as_rotvec()) * fps
+    a = np.linalg.norm(np.diff(v, axis=0), axis=-1) * fps if len(v) > 1 else np.zeros(1)
+    alpha = np.linalg.norm(np.diff(w, axis=0), axis=-1) * fps if len(w) > 1 else np.zeros(1)
+    return (float(np.linalg.norm(v, axis=-1).max()), float(np.linalg.norm(w, axis=-1).max()),
+            float(a.max()), float(alpha.max()))
+
+
 class Operator:
     """Generates one clip's path in ``scene`` from a random generator."""
 
@@ -159,6 +206,15 @@ class Operator:
         if len(states) == 0:
             return True
         return bool((self.scene.clearance(states[:, :3]) >= self.cfg.clearance).all())
+
+    def smooth(self, states: np.ndarray, before: np.ndarray | None = None) -> bool:
+        """True when ``states`` (n 6), continuing from the states ``before`` (m 6, the last two frames of the
+        path so far), stay below the speed and acceleration limits of the config."""
+        cfg = self.cfg
+        seq = states if before is None else np.concatenate([np.asarray(before).reshape(-1, 6), states])
+        v, w, a, alpha = motion_peaks(seq, self.fps)
+        return (v <= cfg.max_speed and w <= cfg.max_angular_speed and a <= cfg.max_accel
+                and alpha <= cfg.max_angular_accel)
 
     def view_distance(self, states: np.ndarray, far: float = 30.0) -> np.ndarray:
         """(n 6) -> (n,) distance along each camera's optical axis to the first solid (sphere tracing)."""
@@ -246,16 +302,28 @@ class Operator:
 
     # -- revisits ------------------------------------------------------------------------------------
     def _turn_back(self, state: np.ndarray, budget: int) -> tuple[np.ndarray, list[str]] | None:
-        rng = self.rng
+        """Pan away and back by exactly the same per-frame angles, at a sampled operator pan speed.
+
+        When the clip has too few frames left, the hold shrinks and the turn gets a smaller angle at the same
+        speed; below ``min_turn_back`` degrees it is skipped (None).
+        """
+        cfg, rng = self.cfg, self.rng
         angle = rng.uniform(60, 180)
-        speed = rng.uniform(*self.cfg.pan_speed) * 1.3
-        n = self._frames(angle / speed + self.cfg.ramp_seconds)
+        speed = min(rng.uniform(*cfg.pan_speed) * 1.3, cfg.max_angular_speed)
+        ramp = self._frames(cfg.ramp_seconds)
+        n = self._frames(angle / speed + cfg.ramp_seconds)
         hold = self._frames(rng.uniform(0.2, 1.0))
-        if 2 * n + hold > budget:
+        shortened = 2 * n + hold > budget
+        if shortened:
+            hold = min(hold, self._frames(0.2))
             n = (budget - hold) // 2
-            if n < 6:
+            if n < 2:
                 return None
-        env = envelope(n, self._frames(self.cfg.ramp_seconds))
+        env = envelope(n, ramp) * (min(1.0, (n // 2) / ramp) if shortened else 1.0)
+        if shortened:
+            angle = min(angle, speed * env.sum() * self.dt)      # never faster than the sampled speed
+            if angle < cfg.min_turn_back:
+                return None
         sign = rng.choice([-1.0, 1.0])
         w = sign * env * (angle / (env.sum() * self.dt))
         vel = np.zeros((2 * n + hold, 6))
@@ -266,14 +334,27 @@ class Operator:
         return out, ["pan"] * n + ["static"] * hold + ["pan"] * n
 
     def _return(self, state: np.ndarray, budget: int) -> tuple[np.ndarray, list[str]] | None:
-        """Go out over 1-3 translating segments, then retrace the path backwards at another speed."""
-        rng = self.rng
+        """Go out over 1-3 translating segments, then retrace the path backwards at another speed.
+
+        The speed factor of the way back is drawn first (0.75-1.3) and the way out gets only the frames that
+        leave room for the way back at that speed; the factor is lowered further when the retraced path would
+        break a motion limit (speeds scale with the factor, accelerations with its square). If the way back
+        then does not fit, the return is skipped (None) rather than squeezed.
+        """
+        cfg, rng = self.cfg, self.rng
+        ramp = self._frames(cfg.ramp_seconds)
+        n_segments = int(rng.integers(1, 4))
+        factor = rng.uniform(0.75, 1.3)                           # speed of the way back / way out
+        out_max = int((budget - 1) * factor / (1.0 + factor))     # way out + way back fit the budget
         out_states, labels = [state[None]], []
         cur = state
         used = 0
-        for _ in range(int(rng.integers(1, 4))):
+        for _ in range(n_segments):
+            room = min(out_max - used, max(2 * ramp, budget // 3 - used))
+            if room < 4:
+                break
             for _try in range(8):
-                vel, lab = self._segment(cur, max(2 * self._frames(self.cfg.ramp_seconds), budget // 3 - used))
+                vel, lab = self._segment(cur, room)
                 if not (vel[:, :3] != 0).any():
                     continue
                 seg = _integrate(cur, vel, self.dt)
@@ -288,26 +369,32 @@ class Operator:
         if used < 4:
             return None
         path = np.concatenate(out_states)                      # includes the start state
-        factor = rng.uniform(0.75, 1.3)                         # speed of the way back
-        n_back = max(2, int(round((len(path) - 1) / factor)))
+        v, w, acc, alpha = motion_peaks(path, self.fps)
+        tiny = 1e-9
+        factor = min(factor, cfg.max_speed / max(v, tiny), cfg.max_angular_speed / max(w, tiny),
+                     np.sqrt(cfg.max_accel / max(acc, tiny)), np.sqrt(cfg.max_angular_accel / max(alpha, tiny)))
+        n_back = max(2, int(np.ceil((len(path) - 1) / factor - 1e-9)))
         if used + n_back > budget:
-            n_back = budget - used
-            if n_back < 2:
-                return None
+            return None
         src = np.linspace(len(path) - 1, 0, n_back + 1)[1:]
         back = np.stack([np.interp(src, np.arange(len(path)), path[:, c]) for c in range(6)], -1)
         back[-1] = state
         return np.concatenate([path[1:], back]), labels + ["return"] * n_back
 
     def _loop(self, state: np.ndarray, budget: int) -> tuple[np.ndarray, list[str]] | None:
-        """Orbit through 360° around a point ahead (camera facing it), or spin in place if no orbit fits."""
+        """Orbit through 360° around a point ahead (camera facing it), or spin in place if no orbit fits.
+
+        Orbits that do not fit in ``budget`` frames are not sped up; another radius is tried, then None.
+        """
         rng = self.rng
         for _try in range(6):
             radius = rng.uniform(1.2, 3.5) if _try < 5 else 0.0
             speed = rng.uniform(30, 60)
+            if radius > 0:                      # the orbit's tangential speed is at most walking speed
+                speed = min(speed, float(np.rad2deg(self.cfg.speed[1] / radius)))
             n = self._frames(360.0 / speed + self.cfg.ramp_seconds)
-            if n > budget:
-                return None
+            if n > budget:                      # too long for the clip: try another (smaller) one
+                continue
             env = envelope(n, self._frames(self.cfg.ramp_seconds))
             dth = env * (360.0 / env.sum())                       # degrees per frame, sums to 360
             sign = rng.choice([-1.0, 1.0])
@@ -337,6 +424,7 @@ class Operator:
         rng = self.rng
         state = self.start_state()
         states, labels, revisits = [state[None]], ["static"], []
+        tail = state[None]                      # the last two states, for the acceleration at a junction
         count = 1
         first_revisit_at = int(rng.integers(n_frames // 8, max(n_frames // 8 + 1, n_frames // 3)))
         while count < n_frames:
@@ -353,7 +441,7 @@ class Operator:
                     if res is None:
                         continue
                     seg, lab = res
-                    if kind != "turn_back" and not self.safe(seg):
+                    if (kind != "turn_back" and not self.safe(seg)) or not self.smooth(seg, tail):
                         continue
                     i = count - 1
                     states.append(seg)
@@ -361,21 +449,24 @@ class Operator:
                     count += len(seg)
                     revisits.append(Revisit(count - 1, i, kind))
                     state = seg[-1].copy()
+                    tail = np.concatenate([tail, seg])[-2:]
                     if kind == "loop":
                         state[3] = (state[3] + 180.0) % 360.0 - 180.0   # same orientation, wrapped heading
                         seg[-1, 3] = state[3]
+                        tail[-1, 3] = state[3]
                     done = True
                     break
             if not done:
                 for _try in range(12):
                     vel, lab = self._segment(state, budget)
                     seg = _integrate(state, vel, self.dt)
-                    if self.safe(seg) and (self.looks_open(seg[-1]) or _try >= 9):
+                    if self.safe(seg) and self.smooth(seg, tail) and (self.looks_open(seg[-1]) or _try >= 9):
                         break
-                else:   # always-safe fallback: pan in place
+                else:   # always-safe fallback: pan in place (short ones with a lower peak, like segments)
                     n = min(budget, self._frames(1.5))
+                    ramp = self._frames(self.cfg.ramp_seconds)
                     vel = np.zeros((n, 6))
-                    vel[:, 3] = rng.choice([-1, 1]) * 40.0 * envelope(n, self._frames(self.cfg.ramp_seconds))
+                    vel[:, 3] = rng.choice([-1, 1]) * 40.0 * envelope(n, ramp) * min(1.0, (n // 2) / ramp)
                     seg, lab = _integrate(state, vel, self.dt), "pan"
                 # occasionally a short hold between segments
                 if rng.random() < 0.15 and len(seg) < budget:
@@ -387,6 +478,7 @@ class Operator:
                 states.append(seg)
                 count += len(seg)
                 state = seg[-1].copy()
+                tail = np.concatenate([tail, seg])[-2:]
         path = np.concatenate(states)[:n_frames]
         labels = labels[:n_frames]
         revisits = [r for r in revisits if r.frame < n_frames]
