@@ -1,0 +1,399 @@
+"""Stage 3: distribution matching distillation with replayed back-propagation (paper §4.4.2, ``relic train dmd``).
+
+Three networks:
+
+* the **generator** (the block-causal student, from ODE init), rolled out by itself, autoregressively,
+  over the full horizon with the runtime's compressed KV cache (:class:`relic.memory.KVCache`, Self-Forcing);
+* the **real score**: the frozen teacher with classifier-free guidance;
+* the **fake score**: a trainable copy of the teacher, trained by flow matching on the generator's samples
+  (``critic_steps`` updates per generator update).
+
+The DMD gradient of a generated video ``x`` (b c f h w) at a random noise level σ is
+
+    Δŝ = (x̂0_fake(x_σ) − x̂0_real(x_σ)) / mean|x − x̂0_real(x_σ)|
+
+(per sample), i.e. the gradient of ``½‖x − sg(x − Δŝ)‖²``; descending it moves the generator's samples
+toward the teacher's distribution. The first latent (the clean conditioning frame) gets no gradient.
+
+**Replayed back-propagation** (:func:`replay_backward`) makes the memory of one generator update independent
+of the horizon L:
+
+1. roll out all L blocks with autograd off (:func:`rollout`), storing per block the seed of its noises
+   and the plan of the KV context it attended to; the context segments (first frame + compressed memory +
+   window, as the runtime cache served them) are stored once each;
+2. compute Δŝ for the whole sequence with the real and fake scores (:func:`score_difference`);
+3. replay block by block with autograd on, from the stored noise and context (so block l is recomputed
+   exactly), back-propagate ``Δŝ_l`` into the generator and free the block's graph;
+4. step the optimizer once after the full replay.
+
+As in Self-Forcing, the cache itself is written without gradient (a block's context is a constant for its
+denoising), and the gradient flows through the last ``grad_steps`` of the few denoising steps of each block.
+:func:`naive_backward` is the reference: the same rollout with every block's graph kept and one backward;
+the two give the same gradients (tests/training/test_dmd.py) while the replay's peak memory stays flat in L
+(``relic bench replay``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from relic.runtime.sampling import add_noise, context_sigma, shift_sigma, student_sigmas
+from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
+from relic.training.config import LoopConfig, OptimConfig, model_config
+from relic.training.distributed import DistributedConfig, make_trainer, shard_module
+from relic.training.loop import Task, Trainer
+from relic.training.teacher import FlowConfig, flow_matching_loss, sample_sigmas
+
+
+# ---------------------------------------------------------------------------------------- the rollout
+
+KV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class BlockRecord:
+    """What a block needs to be replayed: its place, its noise and the context plan it attended to."""
+
+    start: int                                       # latent index of the block's first latent
+    seed: int                                        # seeds the block's noise (regenerated, never stored)
+    shape: tuple[int, ...]                           # (b c n h w)
+    steps: int                                       # denoising steps
+    plan: list[tuple[int, int]]                      # the cache's context plan: [(latent index, pooling s)]
+
+    def noises(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(initial noise, one re-noising noise per later step), identical at every call."""
+        g = torch.Generator().manual_seed(self.seed)
+        first = torch.randn(self.shape, generator=g)
+        return first, [torch.randn(self.shape, generator=g) for _ in range(self.steps - 1)]
+
+
+@dataclass
+class Rollout:
+    """The generated latents, the per-block records and the stored context segments.
+
+    ``segments[(i, s)]`` holds latent i's K/V as the cache served it (pooled by s): k, v (l b n h d), pos (n 3).
+    Each segment is stored once however many blocks attend to it, so the stored context grows like the
+    runtime cache itself (first frame + window + compressed memory), not like L × context.
+    """
+
+    latents: torch.Tensor                            # (b c 1+L·n h w): clean first latent + generated blocks
+    blocks: list[BlockRecord]
+    segments: dict[tuple[int, int], KV] = field(default_factory=dict)
+
+    def context(self, rec: BlockRecord) -> list[KV]:
+        """The DiT's ``kv_context`` of block ``rec``: per layer (k (b m h d), v (b m h d), pos (m 3))."""
+        segs = [self.segments[key] for key in rec.plan]
+        k = torch.cat([sg[0] for sg in segs], dim=2)
+        v = torch.cat([sg[1] for sg in segs], dim=2)
+        pos = torch.cat([sg[2] for sg in segs], dim=0)
+        return [(k[i], v[i], pos) for i in range(k.shape[0])]
+
+
+def _block_cond(actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor, start: int, n: int):
+    """Actions (video frames 4·start−3 .. 4(start+n−1)) and per-latent poses of a block."""
+    return actions[:, 4 * start - 3: 4 * (start + n - 1) + 1], R[:, start:start + n], P[:, start:start + n]
+
+
+def denoise_block(student, rec: BlockRecord, context: list[KV], text, actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor,
+                  sampler, grad_steps: int = 1) -> torch.Tensor:
+    """The student's few-step denoising of one block (as :func:`relic.runtime.sampling.student_denoise`).
+
+    ``text`` is the raw (states (b L d), mask (b L) or None) pair: the block prepares its own cross-attention
+    context, so that each block's graph is self-contained (replay frees it entirely). Autograd (when enabled
+    by the caller) is kept only for the last ``grad_steps`` steps. Returns x0 (b c n h w).
+    """
+    sig = student_sigmas(sampler)
+    grad_on = torch.is_grad_enabled()
+    text = student.prepare_text(*text)
+    x, renoise = rec.noises()
+    x0 = x
+    n = rec.shape[2]
+    a, Rb, Pb = _block_cond(actions, R, P, rec.start, n)
+    for k, s in enumerate(sig):
+        with torch.set_grad_enabled(grad_on and k >= len(sig) - grad_steps):
+            t = torch.full((x.shape[0], n), s * sampler.num_train_timesteps, device=x.device)
+            v = student(x, t, text, None, a, Rb, Pb, frame_offset=rec.start, kv_context=context)
+            x0 = x - s * v.to(x.dtype)
+        if k + 1 < len(sig):
+            x = add_noise(x0, renoise[k], sig[k + 1])
+    return x0
+
+
+def rollout(student, mcfg, first: torch.Tensor, text, actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor,
+            num_blocks: int, generator: torch.Generator, grad_steps: int = 0, memory=None,
+            compute_dtype: torch.dtype = torch.float32) -> tuple[Rollout, list[torch.Tensor]]:
+    """Roll the student out over ``num_blocks`` blocks with the runtime's KV cache.
+
+    Args:
+        first: (b c 1 h w) clean first latent; text: (states (b L d), mask (b L) or None).
+        actions (b F 13), R (b f 3 3), P (b f 3): conditioning of the whole horizon (f ≥ 1 + L·n latents).
+        grad_steps: 0 = no autograd at all (step 1 of the replay); > 0 keeps each block's graph through its
+            last ``grad_steps`` denoising steps (the naive full-graph reference).
+    Returns:
+        the rollout (latents detached, per-block records) and the per-block x0 tensors (with graphs if any).
+    """
+    from relic.memory import KVCache, pooled_grid
+
+    b, c, _, h, w = first.shape
+    n = mcfg.frames_per_block
+    ph, pw = student.cfg.patch_size[1:]
+    dc = student.cfg
+    mem = memory if memory is not None else mcfg.memory
+    cache = KVCache(mem, num_layers=dc.num_layers, heads=dc.num_heads, head_dim=dc.head_dim, grid=(h // ph, w // pw),
+                    batch=b, compute_dtype=compute_dtype, capacity_latents=1 + num_blocks * n)
+    Rn, Pn = R[0].detach().double().cpu().numpy(), P[0].detach().double().cpu().numpy()
+    ctx_t = context_sigma(mcfg.sampler)
+    nsteps = len(mcfg.sampler.timesteps)
+    with torch.no_grad():                                                  # the first frame: clean, t = 0
+        text_ctx = student.prepare_text(*text)
+        _, kv = student(first, torch.zeros(b, 1), text_ctx, None, actions[:, :1], R[:, :1], P[:, :1], return_kv=True)
+        cache.push_block(kv, Rn[:1], Pn[:1])
+    blocks, outs = [], []
+    ro = Rollout(first, blocks)
+    for l in range(num_blocks):
+        start = 1 + l * n
+        ctx = cache.context(Rn[start + n - 1], Pn[start + n - 1])
+        plan = list(cache.last_plan)
+        off = 0
+        for index, s in plan:                                              # store each served segment once
+            m = math.prod(pooled_grid(cache.grid, s))
+            if (index, s) not in ro.segments:
+                ro.segments[index, s] = (ctx.k[:, :, off:off + m].clone(), ctx.v[:, :, off:off + m].clone(),
+                                         ctx.pos[off:off + m].clone())
+            off += m
+        if off != ctx.tokens:
+            raise RuntimeError(f"context plan covers {off} tokens but the cache served {ctx.tokens}")
+        shape = (b, c, n, h, w)
+        seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
+        rec = BlockRecord(start, seed, shape, nsteps, plan)
+        context = ro.context(rec)
+        ctx_eps = torch.randn(shape, generator=generator) if ctx_t > 0 else None
+        with torch.set_grad_enabled(grad_steps > 0):
+            x0 = denoise_block(student, rec, context, text, actions, R, P, mcfg.sampler, grad_steps)
+        with torch.no_grad():                                              # write the clean block into the cache
+            xc = x0.detach() if ctx_eps is None else add_noise(x0.detach(), ctx_eps, ctx_t)
+            a, Rb, Pb = _block_cond(actions, R, P, start, n)
+            t = torch.full((b, n), ctx_t * mcfg.sampler.num_train_timesteps)
+            _, kv = student(xc, t, student.prepare_text(*text), None, a, Rb, Pb, frame_offset=start,
+                            kv_context=context, return_kv=True)
+            cache.push_block(kv, Rn[start:start + n], Pn[start:start + n])
+        del context
+        blocks.append(rec)
+        outs.append(x0)
+    ro.latents = torch.cat([first, *[x.detach() for x in outs]], dim=2)
+    return ro, outs
+
+
+def replay_backward(student, mcfg, ro: Rollout, grad: torch.Tensor, text, actions: torch.Tensor, R: torch.Tensor,
+                    P: torch.Tensor, grad_steps: int = 1, scale: float = 1.0) -> None:
+    """Step 3 of replayed back-propagation: recompute each block with autograd from its record and
+    back-propagate ``scale · grad`` of its latents (grad (b c f h w) over the whole sequence), one block at a time."""
+    for rec in ro.blocks:
+        n = rec.shape[2]
+        with torch.enable_grad():
+            x0 = denoise_block(student, rec, ro.context(rec), text, actions, R, P, mcfg.sampler, grad_steps)
+            x0.backward(scale * grad[:, :, rec.start:rec.start + n].to(x0.dtype))
+        del x0                                                             # free this block's graph
+
+
+def naive_backward(outs: list[torch.Tensor], ro: Rollout, grad: torch.Tensor, scale: float = 1.0) -> None:
+    """The reference: one backward through every block's graph (kept by ``rollout(grad_steps > 0)``)."""
+    total = sum((x * (scale * grad[:, :, rec.start:rec.start + x.shape[2]]).to(x.dtype)).sum()
+                for x, rec in zip(outs, ro.blocks))
+    total.backward()
+
+
+# ------------------------------------------------------------------------------------------- scores
+
+def score_difference(real, fake, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, guidance: float
+                     ) -> tuple[torch.Tensor, float]:
+    """Δŝ (b c f h w) of the generated sequence x (latent 0 clean, excluded) and the DMD loss value ½ mean Δŝ².
+
+    Args:
+        real: ``real(x_σ, t, cond: bool) -> v`` (the frozen teacher; ``cond=False`` = empty prompt).
+        fake: ``fake(x_σ, t) -> v`` (the critic, conditional).
+        sigma: (b,) noise levels; noise: (b c f h w).
+    """
+    b, f = x.shape[0], x.shape[2]
+    s = sigma.view(b, 1, 1, 1, 1)
+    xt = add_noise(x, noise, s)
+    xt = torch.cat([x[:, :, :1], xt[:, :, 1:]], dim=2)
+    t = (sigma.view(b, 1) * 1000.0).expand(b, f).clone()
+    t[:, 0] = 0.0
+    with torch.no_grad():
+        v = real(xt, t, True).float()
+        if guidance != 1.0:
+            vu = real(xt, t, False).float()
+            v = vu + guidance * (v - vu)
+        x0_real = xt.float() - s * v
+        x0_fake = xt.float() - s * fake(xt, t).float()
+        norm = (x.float() - x0_real).abs()[:, :, 1:].mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
+        grad = (x0_fake - x0_real) / norm
+        grad[:, :, 0] = 0.0
+    return grad, float(0.5 * (grad[:, :, 1:] ** 2).mean())
+
+
+# -------------------------------------------------------------------------------------------- stage
+
+@dataclass
+class DMDConfig:
+    critic_steps: int = 2            # fake-score updates per generator update
+    guidance: float = 3.0            # CFG of the real score
+    min_t: float = 0.02              # DMD noise levels: u ~ U(min_t, max_t), then Wan's shift
+    max_t: float = 0.98
+    shift: float = 5.0
+    grad_steps: int = 1              # denoising steps of each block that carry gradient
+    replay: bool = True              # replayed back-propagation (False: the naive full graph)
+
+
+@dataclass
+class DMDStageConfig:
+    out: str = "runs/tiny/dmd"
+    preset: str = "relic-tiny"
+    model: dict = field(default_factory=dict)
+    student: str = "runs/tiny/ode_init/final"
+    teacher: str = "runs/tiny/teacher/final"
+    vae: str | None = "runs/tiny/vae/final"
+    data: LatentDataConfig = field(default_factory=LatentDataConfig)
+    dmd: DMDConfig = field(default_factory=DMDConfig)
+    flow: FlowConfig = field(default_factory=lambda: FlowConfig(text_dropout=0.0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-6, warmup_steps=0, schedule="constant"))
+    critic_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=4e-6, warmup_steps=0, schedule="constant"))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    dist: DistributedConfig = field(default_factory=DistributedConfig)   # torchrun: FSDP2 + Ulysses
+
+
+class DMDTask(Task):
+    name = "dmd"
+
+    def __init__(self, cfg: DMDStageConfig):
+        self.cfg = cfg
+        self.model_cfg = model_config(cfg.preset, cfg.model)
+
+    def build(self, trainer: Trainer) -> None:
+        from relic.models.dit import DiT
+        from relic.models.text import build_text_encoder
+
+        cfg = self.cfg
+        self.student = DiT.from_pretrained(cfg.student)
+        self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
+        self.fake = copy.deepcopy(self.real).train().requires_grad_(True)
+        shard_module(self.real)                        # FSDP2 under torchrun (the units are sharded by add_unit)
+        self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
+        self.data = LatentSamples(cfg.data, self.text_encoder)
+        self.empty = self.text_encoder.empty(1)
+        trainer.add_unit("student", self.student, cfg.optim)
+        trainer.add_unit("fake", self.fake, cfg.critic_optim, ema=False,
+                         total_steps=trainer.loop.steps * max(1, cfg.dmd.critic_steps))
+
+    def samples_per_step(self) -> int:
+        return self.cfg.data.batch_size
+
+    def _num_blocks(self, batch: LatentBatch) -> int:
+        return (batch.num_latents - 1) // self.model_cfg.frames_per_block
+
+    def _rollout(self, batch: LatentBatch, generator: torch.Generator, grad_steps: int = 0):
+        text = (batch.text, batch.text_mask)
+        L = self._num_blocks(batch)
+        ro, outs = rollout(self.student, self.model_cfg, batch.latents[:, :, :1], text, batch.actions, batch.R,
+                           batch.P, L, generator, grad_steps=grad_steps)
+        return ro, outs, text
+
+    def _sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
+        d = self.cfg.dmd
+        u = d.min_t + (d.max_t - d.min_t) * torch.rand(b, generator=g)
+        return shift_sigma(u, d.shift)
+
+    def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
+        d = self.cfg.dmd
+        accum = trainer.loop.grad_accum
+        logs: dict[str, float] = {}
+        # the critic: flow matching on fresh generator samples
+        critic = 0.0
+        for c in range(max(0, d.critic_steps)):
+            for micro in range(accum):
+                batch = self.data.batch(step, micro, accum)
+                g = trainer.generator("critic", c, micro)
+                with trainer.autocast(), torch.no_grad():
+                    ro, _, _ = self._rollout(batch, g)
+                gen = LatentBatch(ro.latents.float(), batch.actions, batch.R, batch.P, batch.text, batch.text_mask,
+                                  batch.captions)
+                with trainer.autocast():
+                    sigma = sample_sigmas(gen.latents.shape[0], self.cfg.flow, g)
+                    loss = flow_matching_loss(self.fake, gen, sigma, torch.randn(gen.latents.shape, generator=g))
+                (loss.float() / accum).backward()
+                critic += float(loss.detach()) / accum / d.critic_steps
+            logs.update(self.trainer_step(trainer, "fake"))
+        # the generator: rollout without autograd, Δŝ for the whole sequence, replay block by block
+        dmd = 0.0
+        for micro in range(accum):
+            batch = self.data.batch(step, micro, accum)
+            g = trainer.generator("generator", micro)
+            grad_steps = 0 if d.replay else d.grad_steps
+            with trainer.autocast():
+                with torch.set_grad_enabled(not d.replay):
+                    ro, outs, text = self._rollout(batch, g, grad_steps)
+                b = ro.latents.shape[0]
+                real, fake = self._scores(batch, b)
+                grad, val = score_difference(real, fake, ro.latents.float(), self._sigma(b, g),
+                                             torch.randn(ro.latents.shape, generator=g), d.guidance)
+                scale = 1.0 / (grad[:, :, 1:].numel() * accum)
+                if d.replay:
+                    replay_backward(self.student, self.model_cfg, ro, grad, text, batch.actions, batch.R, batch.P,
+                                    d.grad_steps, scale)
+                else:
+                    naive_backward(outs, ro, grad, scale)
+            dmd += val / accum
+        logs.update(self.trainer_step(trainer, "student"))
+        return {"loss": dmd, "dmd": dmd, "critic": critic, **logs}
+
+    def _scores(self, batch: LatentBatch, b: int):
+        """(real(x, t, cond), fake(x, t)) velocity functions bound to the batch's conditioning."""
+        tc = self.real.prepare_text(batch.text, batch.text_mask)
+        tu = self.real.prepare_text(self.empty[0].expand(b, -1, -1), self.empty[1].expand(b, -1))
+        tf = self.fake.prepare_text(batch.text, batch.text_mask)
+        a, R, P = batch.actions, batch.R, batch.P
+
+        def real(x, t, cond):
+            return self.real(x, t, tc if cond else tu, None, a, R, P)
+
+        def fake(x, t):
+            return self.fake(x, t, tf, None, a, R, P)
+
+        return real, fake
+
+    @staticmethod
+    def trainer_step(trainer: Trainer, name: str) -> dict[str, float]:
+        return trainer.optimizer_step(name)
+
+    def sample(self, trainer: Trainer, step: int) -> None:
+        from relic.training.teacher import write_sample_video
+
+        batch = self.data.batch(0, 0, 1)
+        stu = trainer.units["student"].weights(ema=True)
+        text = (batch.text[:1], batch.text_mask[:1])
+        with trainer.autocast(), torch.no_grad():
+            b1 = LatentBatch(batch.latents[:1], batch.actions[:1], batch.R[:1], batch.P[:1], batch.text[:1],
+                             batch.text_mask[:1], batch.captions[:1])
+            ro, _ = rollout(stu, self.model_cfg, b1.latents[:, :, :1], text, b1.actions, b1.R, b1.P,
+                            self._num_blocks(b1), trainer.generator("sample"))
+        err = float(((ro.latents.float() - b1.latents[:, :, :ro.latents.shape[2]]) ** 2)[:, :, 1:].mean())
+        trainer.log(step, {"sample_latent_mse": err}, prefix="eval")
+        write_sample_video(self.cfg.vae, ro.latents.float(), b1.latents[:, :, :ro.latents.shape[2]],
+                           trainer.out / "samples" / f"step_{step:08d}.mp4", trainer)
+
+    def export(self, trainer: Trainer, directory: Path) -> None:
+        trainer.units["student"].weights(ema=True).save_pretrained(directory)
+
+
+def run(cfg: DMDStageConfig, config_dict: dict, resume: bool = False) -> Path:
+    return make_trainer(DMDTask(cfg), cfg.out, cfg.loop, config_dict, cfg.dist).fit(resume=resume)
+
+
+__all__ = ["rollout", "replay_backward", "naive_backward", "score_difference", "denoise_block", "DMDTask",
+           "DMDStageConfig"]

@@ -1,0 +1,62 @@
+"""Differentiable losses shared by the stages (no downloaded weights).
+
+* :func:`ssim` — Wang et al. 2004 SSIM in torch, the same definition as :func:`relic.eval.metrics.ssim`
+  (Gaussian σ = 1.5, 11×11 window, K1 = 0.01, K2 = 0.03, population statistics, the 5-pixel border where the
+  window leaves the image excluded): a valid (unpadded) convolution gives exactly the cropped map.
+* :func:`psnr` — PSNR in dB of tensors in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+_SIGMA, _RADIUS = 1.5, 5
+
+
+def _window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    x = torch.arange(-_RADIUS, _RADIUS + 1, dtype=torch.float64)
+    g = torch.exp(-(x ** 2) / (2 * _SIGMA ** 2))
+    g = g / g.sum()
+    return g.to(dtype=dtype, device=device)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, low: float = -1.0) -> torch.Tensor:
+    """Mean SSIM of images (n c h w) or videos (b c t h w) with values in [low, low + data_range].
+
+    The luminance term is not shift invariant, so values are first shifted to [0, data_range] (as the
+    0–255 images of the reference definition). Computed in fp32. Returns a scalar tensor (differentiable).
+    """
+    with torch.autocast(a.device.type, enabled=False):  # autocast would run the blur convs in bf16
+        return _ssim_fp32(a, b, data_range, low)
+
+
+def _ssim_fp32(a: torch.Tensor, b: torch.Tensor, data_range: float, low: float) -> torch.Tensor:
+    if a.ndim == 5:
+        a = rearrange(a, "b c t h w -> (b t) c h w")
+        b = rearrange(b, "b c t h w -> (b t) c h w")
+    a, b = a.float() - low, b.float() - low
+    c = a.shape[1]
+    g = _window(a.dtype, a.device)
+    kh = g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    kw = g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = blur(a), blur(b)
+    sxx = blur(a * a) - mx * mx
+    syy = blur(b * b) - my * my
+    sxy = blur(a * b) - mx * my
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return m.mean()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two tensors in [-1, 1] (mapped to 0–255 after clamping)."""
+    x = (a.float().clamp(-1, 1) + 1) * 127.5
+    y = (b.float().clamp(-1, 1) + 1) * 127.5
+    mse = float(torch.mean((x - y) ** 2))
+    return float("inf") if mse == 0.0 else 10.0 * float(torch.log10(torch.tensor(255.0 ** 2 / mse)))

@@ -1,0 +1,315 @@
+"""Stage 2: ODE pairs from the teacher and the student's initialization with hybrid forcing (paper §4.4.1).
+
+``relic train ode-pairs`` runs the teacher's Euler CFG sampler (:func:`relic.training.teacher.teacher_sample`)
+on a σ schedule that passes through the student's few-step noise levels (:func:`relic.runtime.sampling.student_sigmas`,
+e.g. t ∈ {1000, 750, 500, 250} after Wan's shift) and stores, per sample, one safetensors file
+``pair_NNNNNN.safetensors`` with
+
+* ``trajectory`` (k c f h w): the latents at the student's k timesteps (``trajectory[0]`` is the noise),
+* ``x0`` (c f h w): the clean result (latent 0 is the clean conditioning frame),
+* ``actions`` (1+4(f−1) 13), ``R`` (f 3 3), ``P`` (f 3), ``text`` (L d), ``text_mask`` (L): all conditioning,
+
+with the caption and the σ values in the metadata. Files are written atomically and existing ones are
+skipped, so the command resumes.
+
+``relic train ode-init`` regresses the block-causal student (initialized from the teacher) onto those
+trajectories with **hybrid forcing**. Latent 0 is the clean first frame; the other latents form B blocks of
+``frames_per_block``. For each sample, K of the B blocks are noisy (diffusion forcing): the last K. The first
+B − K blocks are clean (teacher forcing): they pass through the student at the context timestep with
+``return_kv`` (block-causal attention among themselves), and their K/V become the context exactly as the
+runtime compresses it, through :func:`relic.memory.build_context` (first frame + compressed memory + window).
+The K noisy blocks, each at a student timestep drawn independently from the trajectory, attend to that
+context and block-causally to each other, uncompressed; the loss is ``‖x̂0 − x0‖²`` on them.
+``hybrid.k_min``/``k_max`` bound K, and ``hybrid.teacher_forcing`` is the mixing: the probability that a
+sample uses a clean compressed prefix at all (otherwise K = B, pure diffusion forcing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from relic.errors import UserError
+from relic.fileio import atomic_path
+from relic.runtime.sampling import context_sigma, student_sigmas
+from relic.training.batches import LatentDataConfig, LatentSamples
+from relic.training.config import LoopConfig, OptimConfig, model_config
+from relic.training.distributed import DistributedConfig, data_shard, make_trainer
+from relic.training.loop import Task, Trainer
+from relic.training.teacher import SampleConfig, teacher_sample
+
+PAIR_FORMAT = "relic-ode-pair-1"
+
+
+# ------------------------------------------------------------------------------------------ ODE pairs
+
+@dataclass
+class ODEPairsConfig:
+    out: str = "runs/tiny/ode_pairs"
+    preset: str = "relic-tiny"
+    model: dict = field(default_factory=dict)     # sampler (student timesteps, shift), text encoder
+    teacher: str = "runs/tiny/teacher/final"
+    data: LatentDataConfig = field(default_factory=LatentDataConfig)
+    sample: SampleConfig = field(default_factory=lambda: SampleConfig(steps=24, guidance=3.0, shift=5.0))
+    num_samples: int = 64
+    precision: str = "bf16"
+    seed: int = 0
+    progress: bool = True
+
+
+def pair_path(out: str | Path, i: int) -> Path:
+    return Path(out) / f"pair_{i:06d}.safetensors"
+
+
+def write_pair(path: Path, trajectory: torch.Tensor, x0: torch.Tensor, actions: torch.Tensor, R: torch.Tensor,
+               P: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, caption: str, sigmas: list[float]) -> None:
+    tensors = {"trajectory": trajectory.float().contiguous(), "x0": x0.float().contiguous(),
+               "actions": actions.float().contiguous(), "R": R.float().contiguous(), "P": P.float().contiguous(),
+               "text": text.float().contiguous(), "text_mask": text_mask.to(torch.uint8).contiguous()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": PAIR_FORMAT, "caption": caption, "sigmas": json.dumps(sigmas)})
+
+
+def read_pair(path: str | Path) -> dict:
+    """A pair file -> dict of tensors (+ ``caption``, ``sigmas``)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != PAIR_FORMAT:
+                raise UserError("not an ODE pair file (run `relic train ode-pairs`)", source=str(path))
+            out = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read ODE pair ({e.__class__.__name__})", source=str(path)) from None
+    out["text_mask"] = out["text_mask"].bool()
+    out["caption"] = meta.get("caption", "")
+    out["sigmas"] = json.loads(meta.get("sigmas", "[]"))
+    return out
+
+
+def list_pairs(directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    if not d.is_dir():
+        raise UserError("ODE pair directory not found (run `relic train ode-pairs`)", source=str(d))
+    files = sorted(d.glob("pair_*.safetensors"))
+    if not files:
+        raise UserError("no ODE pairs in the directory (run `relic train ode-pairs`)", source=str(d))
+    return files
+
+
+def make_pairs(cfg: ODEPairsConfig) -> Path:
+    """Generate ``cfg.num_samples`` pair files into ``cfg.out`` (skipping existing ones)."""
+    import contextlib
+
+    from tqdm import tqdm
+
+    from relic.models.dit import DiT
+    from relic.models.text import build_text_encoder
+
+    mcfg = model_config(cfg.preset, cfg.model)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(cfg.num_samples) if not pair_path(out, i).exists()]
+    # under torchrun every rank writes its share of the pairs (pair i on rank i % world); no collectives
+    todo = todo[int(os.environ.get("RANK", "0"))::int(os.environ.get("WORLD_SIZE", "1"))]
+    if not todo:
+        return out
+    teacher = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
+    text_encoder = build_text_encoder(mcfg.text_encoder, mcfg.text_len)
+    data = LatentSamples(cfg.data, text_encoder)
+    empty = text_encoder.empty(1)
+    sigmas = student_sigmas(mcfg.sampler)
+    ac = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
+    for i in tqdm(todo, desc="ode-pairs", unit="sample", disable=not cfg.progress):
+        saved = data.cfg.batch_size
+        data.cfg.batch_size = 1
+        batch = data.batch(i, 0, 1)
+        data.cfg.batch_size = saved
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        with ac:
+            x0, traj = teacher_sample(teacher, batch.latents[:, :, :1], batch.num_latents, batch.text, batch.text_mask,
+                                      empty, batch.actions, batch.R, batch.P, cfg.sample.steps, cfg.sample.guidance,
+                                      cfg.sample.shift, generator=g, sigmas_out=sigmas)
+        write_pair(pair_path(out, i), torch.stack([t[0] for t in traj]), x0[0], batch.actions[0], batch.R[0],
+                   batch.P[0], batch.text[0], batch.text_mask[0], batch.captions[0], sigmas)
+    return out
+
+
+def run_pairs(cfg: ODEPairsConfig, config_dict: dict, resume: bool = False) -> Path:
+    return make_pairs(cfg)
+
+
+# ------------------------------------------------------------------------------------ hybrid forcing
+
+@dataclass
+class HybridConfig:
+    k_min: int = 1                 # fewest noisy blocks
+    k_max: int | None = None       # most noisy blocks (None: all blocks)
+    teacher_forcing: float = 0.8   # probability of a clean compressed prefix (else K = B: diffusion forcing)
+    context_grad: bool = True      # back-propagate through the clean prefix's K/V
+
+
+@dataclass
+class ODEInitStageConfig:
+    out: str = "runs/tiny/ode_init"
+    preset: str = "relic-tiny"
+    model: dict = field(default_factory=dict)
+    init: str = "runs/tiny/teacher/final"     # the student starts from the teacher
+    pairs: str = "runs/tiny/ode_pairs"
+    batch_size: int = 1
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5, warmup_steps=50))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    dist: DistributedConfig = field(default_factory=DistributedConfig)   # torchrun: FSDP2 + Ulysses
+
+
+def block_causal_mask(frames: int, tokens_per_frame: int, frames_per_block: int, context: int = 0,
+                      first_alone: bool = True) -> torch.Tensor:
+    """Bool (1 1 n context+n): every token sees the context and the tokens of its own and earlier blocks.
+
+    Frames are grouped into blocks of ``frames_per_block``; with ``first_alone`` frame 0 is a block by itself
+    (the clean first frame of the stream).
+    """
+    f = torch.arange(frames)
+    blk = (f - 1).div(frames_per_block, rounding_mode="floor") + 1 if first_alone else f.div(
+        frames_per_block, rounding_mode="floor")
+    if first_alone:
+        blk[0] = 0
+    tok = blk.repeat_interleave(tokens_per_frame)
+    cur = tok[:, None] >= tok[None, :]
+    mask = torch.cat([torch.ones(len(tok), context, dtype=torch.bool), cur], dim=1)
+    return mask[None, None]
+
+
+def hybrid_forcing_loss(student, pair: dict, mcfg, K: int, step_index: torch.Tensor, context_grad: bool = True
+                        ) -> torch.Tensor:
+    """The hybrid-forcing regression loss ‖x̂0 − x0‖² over the noisy latents (see :func:`hybrid_forward`)."""
+    x0_hat, target = hybrid_forward(student, pair, mcfg, K, step_index, context_grad)
+    return ((x0_hat - target) ** 2).mean()
+
+
+def hybrid_forward(student, pair: dict, mcfg, K: int, step_index: torch.Tensor, context_grad: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's x̂0 of the K noisy blocks of one batch of ODE pairs under hybrid forcing.
+
+    Args:
+        student: the DiT.
+        pair: batched pair tensors: trajectory (b k c f h w), x0 (b c f h w), actions, R, P, text, text_mask.
+        mcfg: RelicConfig (memory, sampler, frames_per_block).
+        K: noisy blocks (the last K of B); K = B means only the first frame is clean.
+        step_index: (K,) index into the student's timesteps for each noisy block.
+    Returns:
+        (x̂0, x0) of the noisy latents, each (b c K·n h w), float32.
+    """
+    from relic.memory import build_context, split_block_kv
+
+    traj, x0 = pair["trajectory"], pair["x0"]
+    b, c, f, h, w = x0.shape
+    fpb = mcfg.frames_per_block
+    if (f - 1) % fpb:
+        raise UserError(f"{f} latents do not split into a first frame + blocks of {fpb}")
+    B = (f - 1) // fpb
+    if not 1 <= K <= B:
+        raise ValueError(f"K must be in [1, {B}], got {K}")
+    n_clean = 1 + (B - K) * fpb
+    ph, pw = student.cfg.patch_size[1:]
+    grid = (h // ph, w // pw)
+    T = grid[0] * grid[1]
+    sig = student_sigmas(mcfg.sampler)
+    ctx_t = context_sigma(mcfg.sampler) * mcfg.sampler.num_train_timesteps
+    text = student.prepare_text(pair["text"], pair["text_mask"])
+    actions, R, P = pair["actions"], pair["R"], pair["P"]
+
+    # 1. the clean prefix -> K/V -> the runtime's context (first frame + compressed memory + window)
+    grad_ctx = torch.enable_grad() if context_grad else torch.no_grad()
+    with grad_ctx:
+        xc = x0[:, :, :n_clean]
+        t = torch.full((b, n_clean), ctx_t)
+        _, kv = student(xc, t, text, None, actions[:, :1 + 4 * (n_clean - 1)], R[:, :n_clean], P[:, :n_clean],
+                        attn_mask=block_causal_mask(n_clean, T, fpb), return_kv=True)
+        history = split_block_kv(kv, grid, 0)
+        ctx = build_context(history, mcfg.memory)
+    m = ctx.tokens
+
+    # 2. the K noisy blocks, each at its own student timestep, uncompressed and block-causal
+    sl = slice(n_clean, f)
+    per_latent = step_index.repeat_interleave(fpb)                        # (K*fpb,)
+    xt = torch.stack([traj[:, int(k), :, n_clean + j] for j, k in enumerate(per_latent.tolist())], dim=2)
+    sig_lat = torch.tensor([sig[int(k)] for k in per_latent.tolist()], dtype=torch.float32)
+    t = (sig_lat * mcfg.sampler.num_train_timesteps).expand(b, -1)
+    n_noisy = f - n_clean
+    mask = block_causal_mask(n_noisy, T, fpb, context=m, first_alone=False)
+    v = student(xt, t, text, None, actions[:, 1 + 4 * (n_clean - 1):], R[:, sl], P[:, sl], frame_offset=n_clean,
+                kv_context=ctx.layers(), attn_mask=mask)
+    x0_hat = xt.float() - sig_lat.view(1, 1, -1, 1, 1) * v.float()
+    return x0_hat, x0[:, :, sl].float()
+
+
+class ODEInitTask(Task):
+    name = "ode-init"
+
+    def __init__(self, cfg: ODEInitStageConfig):
+        self.cfg = cfg
+        self.model_cfg = model_config(cfg.preset, cfg.model)
+
+    def build(self, trainer: Trainer) -> None:
+        from relic.models.dit import DiT
+
+        self.files = list_pairs(self.cfg.pairs)
+        self.student = DiT.from_pretrained(self.cfg.init)
+        trainer.add_unit("student", self.student, self.cfg.optim)
+
+    def samples_per_step(self) -> int:
+        return self.cfg.batch_size
+
+    def batch(self, step: int, micro: int, accum: int) -> dict:
+        b = self.cfg.batch_size
+        rank, world = data_shard()                     # data-parallel slice of the global batch (torchrun)
+        pairs = [read_pair(self.files[(((step * accum + micro) * world + rank) * b + j) % len(self.files)])
+                 for j in range(b)]
+        keys = ("trajectory", "x0", "actions", "R", "P", "text", "text_mask")
+        try:
+            return {k: torch.stack([p[k] for p in pairs]) for k in keys}
+        except RuntimeError:
+            raise UserError("ODE pairs in one batch differ in length; use batch_size=1 or pairs of one horizon") from None
+
+    def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
+        hy = self.cfg.hybrid
+        mcfg = self.model_cfg
+
+        def loss_fn(micro: int):
+            pair = self.batch(step, micro, trainer.loop.grad_accum)
+            f = pair["x0"].shape[2]
+            B = (f - 1) // mcfg.frames_per_block
+            g = trainer.generator("hybrid", micro)
+            k_max = min(B, hy.k_max or B)
+            k_min = min(max(1, hy.k_min), k_max)
+            if float(torch.rand((), generator=g)) < hy.teacher_forcing and B > 1:
+                K = int(torch.randint(k_min, min(k_max, B - 1) + 1, (), generator=g)) if k_min <= B - 1 else B
+            else:
+                K = B
+            steps = torch.randint(0, len(mcfg.sampler.timesteps), (K,), generator=g)
+            loss = hybrid_forcing_loss(self.student, pair, mcfg, K, steps, hy.context_grad)
+            return loss, {"noisy_blocks": float(K)}
+
+        return trainer.standard_step(loss_fn)
+
+    def export(self, trainer: Trainer, directory: Path) -> None:
+        trainer.units["student"].weights(ema=True).save_pretrained(directory)
+
+
+def run_init(cfg: ODEInitStageConfig, config_dict: dict, resume: bool = False) -> Path:
+    return make_trainer(ODEInitTask(cfg), cfg.out, cfg.loop, config_dict, cfg.dist).fit(resume=resume)
+
+
+def run(cfg, config_dict: dict, resume: bool = False) -> Path:
+    """Dispatch on the config type (``relic train ode-pairs`` / ``ode-init``)."""
+    if isinstance(cfg, ODEPairsConfig):
+        return run_pairs(cfg, config_dict, resume)
+    return run_init(cfg, config_dict, resume)

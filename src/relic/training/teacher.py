@@ -1,0 +1,253 @@
+"""Stage 1: the bidirectional long-context teacher (paper §4.1.3, ``relic train teacher``).
+
+Flow matching (rectified flow, :mod:`relic.runtime.sampling` conventions): for clean latents ``x0``
+(b c f h w), noise ``ε`` and ``σ = shift(u)`` (Wan's timestep shift of ``u ~ U(0, 1)``, or of a logit-normal
+``u``), the DiT sees ``x_σ = (1 − σ) x0 + σ ε`` at timestep ``1000 σ`` and regresses ``v = ε − x0``.
+
+* Image-to-video: latent 0 stays clean at timestep 0 and is left out of the loss.
+* Text dropout: with probability ``text_dropout`` a sample's prompt is replaced by the empty prompt, which
+  is the unconditional branch of classifier-free guidance at sampling time.
+* Palindrome augmentation and the short-to-long curriculum (``data.curriculum``, up to the paper's 20 s)
+  come from :class:`relic.training.batches.LatentSamples`; the RoPE extension for long horizons is the
+  model's ``dit.rope_scaling`` / ``dit.rope_scale`` (set them in ``model:``).
+* Bidirectional: full attention over every latent of the sample (no mask).
+
+:func:`teacher_sample` is the Euler sampler with CFG (``N`` steps) that generates from the teacher: the
+quality reference for the student. The export (``<out>/final``) is a ``DiT.from_pretrained`` directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from relic.errors import UserError
+from relic.runtime.sampling import add_noise, euler_sample, shift_sigma, velocity_target
+from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
+from relic.training.config import LoopConfig, OptimConfig, model_config
+from relic.training.distributed import DistributedConfig, make_trainer
+from relic.training.loop import Task, Trainer
+
+
+@dataclass
+class FlowConfig:
+    shift: float = 5.0                  # Wan's timestep shift (training); the sampler has its own below
+    timestep_sampling: str = "uniform"  # "uniform" or "logit_normal" for u before the shift
+    text_dropout: float = 0.1           # probability of the empty prompt (CFG)
+
+
+@dataclass
+class SampleConfig:
+    steps: int = 20                     # Euler steps
+    guidance: float = 3.0               # CFG scale
+    shift: float = 5.0
+    latents: int = 9                    # latents generated for the sample video
+
+
+@dataclass
+class TeacherStageConfig:
+    out: str = "runs/tiny/teacher"
+    preset: str = "relic-tiny"
+    model: dict = field(default_factory=dict)
+    init: str | None = None             # start from this DiT directory
+    vae: str | None = "runs/tiny/vae/final"   # for decoding sample videos (None: latents only)
+    data: LatentDataConfig = field(default_factory=LatentDataConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=100))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    dist: DistributedConfig = field(default_factory=DistributedConfig)   # torchrun: FSDP2 + Ulysses
+
+
+def sample_sigmas(b: int, flow: FlowConfig, generator: torch.Generator) -> torch.Tensor:
+    """(b,) shifted noise levels σ for flow-matching training."""
+    if flow.timestep_sampling == "uniform":
+        u = torch.rand(b, generator=generator)
+    elif flow.timestep_sampling == "logit_normal":
+        u = torch.sigmoid(torch.randn(b, generator=generator))
+    else:
+        raise UserError(f"flow.timestep_sampling must be 'uniform' or 'logit_normal', got {flow.timestep_sampling!r}")
+    return shift_sigma(u, flow.shift)
+
+
+def flow_matching_loss(dit, batch: LatentBatch, sigma: torch.Tensor, noise: torch.Tensor,
+                       text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Image-to-video flow-matching loss of a bidirectional DiT.
+
+    Args:
+        batch: latents (b c f h w) etc.; latent 0 stays clean (timestep 0) and is not in the loss.
+        sigma: (b,) noise levels; noise: (b c f h w).
+        text, text_mask: override the batch's text (e.g. after text dropout).
+    """
+    x0 = batch.latents
+    b, f = x0.shape[0], x0.shape[2]
+    s = sigma.view(b, 1, 1, 1, 1).to(x0)
+    xt = add_noise(x0, noise, s)
+    xt = torch.cat([x0[:, :, :1], xt[:, :, 1:]], dim=2)
+    t = (sigma.view(b, 1) * 1000.0).expand(b, f).clone()
+    t[:, 0] = 0.0
+    v = dit(xt, t, batch.text if text is None else text, batch.text_mask if text_mask is None else text_mask,
+            batch.actions, batch.R, batch.P)
+    target = velocity_target(x0, noise)
+    return ((v.float() - target.float()) ** 2)[:, :, 1:].mean()
+
+
+def drop_text(batch: LatentBatch, empty: tuple[torch.Tensor, torch.Tensor], p: float,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace each sample's text by the empty prompt with probability ``p``."""
+    b = batch.text.shape[0]
+    drop = torch.rand(b, generator=generator) < p
+    e, em = empty
+    text = torch.where(drop.view(b, 1, 1), e.expand_as(batch.text).to(batch.text), batch.text)
+    mask = torch.where(drop.view(b, 1), em.expand_as(batch.text_mask), batch.text_mask)
+    return text, mask
+
+
+@torch.no_grad()
+def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tensor, text_mask: torch.Tensor,
+                   empty: tuple[torch.Tensor, torch.Tensor], actions: torch.Tensor, R: torch.Tensor,
+                   P: torch.Tensor, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
+                   generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+                   sigmas_out: list[float] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Generate ``num_latents`` latents from the clean first latent with the Euler CFG sampler.
+
+    Args:
+        first: (b c 1 h w) clean first latent; actions (b 1+4(f−1) 13); R, P (b f 3 3), (b f 3).
+        empty: unconditional text (b|1 L d), mask (b|1 L).
+        sigmas_out: noise levels at which to also return the trajectory (each must be a sampler knot;
+            :func:`ode_sigma_schedule` builds such schedules). Otherwise only the result is returned.
+    Returns:
+        x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
+    """
+    b, c, _, h, w = first.shape
+    if noise is None:
+        noise = torch.randn((b, c, num_latents, h, w), generator=generator)
+    x = torch.cat([first, noise[:, :, 1:]], dim=2)
+    eu, emu = empty[0].expand(b, -1, -1), empty[1].expand(b, -1)
+    ctx_c, ctx_u = dit.prepare_text(text, text_mask), dit.prepare_text(eu, emu)
+
+    def model(xx: torch.Tensor, t: torch.Tensor, cond: bool) -> torch.Tensor:
+        t = t.clone()
+        t[:, 0] = 0.0
+        v = dit(xx, t, ctx_c if cond else ctx_u, None, actions, R, P).float()
+        v[:, :, 0] = 0.0                                  # the first latent stays clean
+        return v
+
+    if sigmas_out is None:
+        return euler_sample(model, x, steps=steps, shift=shift, guidance=guidance), []
+    return euler_with_knots(model, x, ode_sigma_schedule(sigmas_out, steps), guidance, sigmas_out)
+
+
+def ode_sigma_schedule(knots: list[float], steps: int) -> list[float]:
+    """A decreasing σ schedule from 1 to 0 through every knot, ``steps`` Euler steps in all (about evenly split)."""
+    pts = sorted({1.0, 0.0, *[float(k) for k in knots]}, reverse=True)
+    spans = [a - b for a, b in zip(pts[:-1], pts[1:])]
+    n = [max(1, round(steps * s / sum(spans))) for s in spans]
+    out = [pts[0]]
+    for a, b, k in zip(pts[:-1], pts[1:], n):
+        out.extend(float(a + (b - a) * (i + 1) / k) for i in range(k - 1))
+        out.append(b)
+    return out
+
+
+def euler_with_knots(model, x: torch.Tensor, sigmas: list[float], guidance: float, knots: list[float]
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Euler CFG integration over ``sigmas``, recording x at each σ in ``knots`` (in the knots' order)."""
+    rec: dict[float, torch.Tensor] = {}
+    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+        for k in knots:
+            if abs(s - k) < 1e-9:
+                rec[k] = x.clone()
+        t = torch.full((x.shape[0], x.shape[2]), s * 1000.0)
+        v = model(x, t, True)
+        if guidance != 1.0:
+            vu = model(x, t, False)
+            v = vu + guidance * (v - vu)
+        x = x + (s_next - s) * v.to(x.dtype)
+    missing = [k for k in knots if k not in rec]
+    if missing:
+        raise ValueError(f"σ knots {missing} are not on the schedule")
+    return x, [rec[k] for k in knots]
+
+
+class TeacherTask(Task):
+    name = "teacher"
+
+    def __init__(self, cfg: TeacherStageConfig):
+        self.cfg = cfg
+        self.model_cfg = model_config(cfg.preset, cfg.model)
+
+    def build(self, trainer: Trainer) -> None:
+        from relic.models.dit import DiT
+        from relic.models.text import build_text_encoder
+
+        cfg = self.cfg
+        self.dit = DiT.from_pretrained(cfg.init) if cfg.init else DiT(self.model_cfg.dit)
+        self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
+        if self.text_encoder.dim != self.dit.cfg.text_dim:
+            raise UserError(f"the text encoder gives {self.text_encoder.dim}-d states but dit.text_dim is "
+                            f"{self.dit.cfg.text_dim}")
+        self.data = LatentSamples(cfg.data, self.text_encoder)
+        self.empty = self.text_encoder.empty(1)
+        trainer.add_unit("dit", self.dit, cfg.optim)
+
+    def samples_per_step(self) -> int:
+        return self.cfg.data.batch_size
+
+    def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
+        fl = self.cfg.flow
+
+        def loss_fn(micro: int):
+            batch = self.data.batch(step, micro, trainer.loop.grad_accum)
+            g = getattr(trainer, "sample_generator", trainer.generator)("noise", micro)   # differs per data shard
+            sigma = sample_sigmas(batch.latents.shape[0], fl, g)
+            noise = torch.randn(batch.latents.shape, generator=g)
+            text, mask = drop_text(batch, self.empty, fl.text_dropout, g)
+            loss = flow_matching_loss(self.dit, batch, sigma, noise, text, mask)
+            return loss, {"latents": float(batch.num_latents)}
+
+        return trainer.standard_step(loss_fn)
+
+    def sample(self, trainer: Trainer, step: int) -> None:
+        sc = self.cfg.sample
+        batch = self.data.batch(0, 0, 1)
+        f = min(sc.latents, batch.num_latents)
+        batch = batch.select(f)
+        dit = trainer.units["dit"].weights(ema=True)
+        with trainer.autocast():
+            x0, _ = teacher_sample(dit, batch.latents[:1, :, :1], f, batch.text[:1], batch.text_mask[:1], self.empty,
+                                   batch.actions[:1], batch.R[:1], batch.P[:1], sc.steps, sc.guidance, sc.shift,
+                                   generator=trainer.generator("sample"))
+        err = float(((x0.float() - batch.latents[:1]) ** 2)[:, :, 1:].mean())
+        trainer.log(step, {"sample_latent_mse": err}, prefix="eval")
+        write_sample_video(self.cfg.vae, x0.float(), batch.latents[:1], trainer.out / "samples" / f"step_{step:08d}.mp4",
+                           trainer)
+
+    def export(self, trainer: Trainer, directory: Path) -> None:
+        trainer.units["dit"].weights(ema=True).save_pretrained(directory)
+
+
+def write_sample_video(vae_dir: str | None, generated: torch.Tensor, reference: torch.Tensor, path: Path,
+                       trainer: Trainer, fps: float = 16.0) -> None:
+    """Decode generated and reference latents (1 c f h w) with the VAE; write them side by side (mp4 + TB)."""
+    if not vae_dir or not Path(vae_dir).is_dir():
+        return
+    from relic.models.vae import WanVAE
+    from relic.training.frames import to_uint8
+    from relic.video import write_mp4
+
+    vae = WanVAE.from_pretrained(vae_dir).eval()
+    with torch.no_grad():
+        a = to_uint8(vae.decode(generated.float()))[0]
+        b = to_uint8(vae.decode(reference.float()))[0]
+    side = np.concatenate([a, b], axis=2)
+    write_mp4(path, side, fps=fps)
+    trainer.writer.add_images("samples/generated_vs_data", side[[0, len(side) // 2, -1]], trainer.step,
+                              dataformats="NHWC")
+
+
+def run(cfg: TeacherStageConfig, config_dict: dict, resume: bool = False) -> Path:
+    return make_trainer(TeacherTask(cfg), cfg.out, cfg.loop, config_dict, cfg.dist).fit(resume=resume)

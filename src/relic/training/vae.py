@@ -1,0 +1,182 @@
+"""Stage 0a: train the Wan-architecture causal VAE on rendered clips (``relic train vae``).
+
+Loss per window ``x (b 3 1+4k h w)`` in [-1, 1], reconstruction ``x̂`` from a posterior sample:
+
+    L = w_l1 · |x − x̂|₁ + w_ssim · (1 − SSIM(x, x̂)) + w_kl · KL(q(z|x) ‖ N(0, I)) / (numel of x)
+
+SSIM is the weight-free structural term (:func:`relic.training.losses.ssim`). Temporal causality is kept by
+construction: the model is :class:`relic.models.vae.WanVAE`, whose every temporal convolution is causal, and
+training windows start anywhere in a clip, so the first-frame path (1 frame -> 1 latent) sees varied content.
+Training runs on random crops (``data.crop``) of ``data.frames`` frames; the convolutional VAE then runs at
+any size. Held-out clips (the last ``data.holdout`` by name) give the reconstruction PSNR (``eval/psnr``).
+
+The export (``<out>/final``) is a ``WanVAE.from_pretrained`` directory with the EMA weights and the latent
+normalization (per-channel mean / std of the posterior means over ``export.stat_windows`` training windows)
+written into its config, so that the DiT sees roughly unit-variance latents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from relic.errors import UserError
+from relic.training.config import LoopConfig, OptimConfig, model_config
+from relic.training.frames import FrameWindows, to_uint8, to_video
+from relic.training.loop import Task, Trainer
+from relic.training.losses import psnr, ssim
+
+
+@dataclass
+class VAEDataConfig:
+    clips: str = "data/clips"               # a directory of clip directories (`relic world render --out`)
+    holdout: int = 1                        # last N clips (by name) held out for PSNR
+    frames: int = 9                         # frames per training window (1 + 4k)
+    crop: tuple[int, int] | None = (64, 64)  # random (h, w) crop of each window (None: full frames)
+    batch_size: int = 2
+    size: tuple[int, int] | None = None     # resize clips to (h, w) first (None: keep)
+    max_clips: int | None = None
+
+
+@dataclass
+class VAELossConfig:
+    l1: float = 1.0
+    ssim: float = 0.5
+    kl: float = 1e-4                        # per-element KL weight (KL summed over latents / numel of x)
+    sample_posterior: bool = True
+
+
+@dataclass
+class VAEEvalConfig:
+    frames: int = 33                        # frames of each held-out clip reconstructed for PSNR (1 + 4k)
+    stat_windows: int = 16                  # training windows used for the exported latent mean / std
+
+
+@dataclass
+class VAEStageConfig:
+    out: str = "runs/tiny/vae"
+    preset: str = "relic-tiny"
+    model: dict = field(default_factory=dict)   # overrides of the preset, e.g. {"vae": {"base_dim": 16}}
+    init: str | None = None                     # start from this VAE directory (from_pretrained)
+    data: VAEDataConfig = field(default_factory=VAEDataConfig)
+    loss: VAELossConfig = field(default_factory=VAELossConfig)
+    eval: VAEEvalConfig = field(default_factory=VAEEvalConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=50, weight_decay=0.0))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+def vae_loss(vae, x: torch.Tensor, cfg: VAELossConfig, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The stage-0 loss of frames ``x (b 3 1+4k h w)`` -> (loss, parts)."""
+    recon, mean, logvar = vae(x, sample_posterior=cfg.sample_posterior, generator=generator)
+    recon = recon.float()
+    l1 = (recon - x).abs().mean()
+    s = ssim(recon, x)
+    kl = vae.kl(mean.float(), logvar.float()).sum() / x.numel()
+    loss = cfg.l1 * l1 + cfg.ssim * (1.0 - s) + cfg.kl * kl
+    return loss, {"l1": float(l1.detach()), "ssim": float(s.detach()), "kl": float(kl.detach())}
+
+
+@torch.no_grad()
+def reconstruct(vae, frames: np.ndarray) -> np.ndarray:
+    """uint8 frames (f h w c) -> reconstruction uint8 (f h w c) through the posterior mean."""
+    x = to_video(frames[None])
+    mean, _ = vae.encode(x)
+    return to_uint8(vae.decode(mean))[0]
+
+
+def video_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return psnr(torch.from_numpy(a).float() / 127.5 - 1, torch.from_numpy(b).float() / 127.5 - 1)
+
+
+class VAETask(Task):
+    name = "vae"
+
+    def __init__(self, cfg: VAEStageConfig):
+        if (cfg.data.frames - 1) % 4 or cfg.data.frames < 1:
+            raise UserError(f"data.frames must be 1 + 4k, got {cfg.data.frames}")
+        self.cfg = cfg
+        self.model_cfg = model_config(cfg.preset, cfg.model)
+
+    def build(self, trainer: Trainer) -> None:
+        from relic.models.vae import WanVAE
+
+        cfg = self.cfg
+        if cfg.init:
+            self.vae = WanVAE.from_pretrained(cfg.init)
+        else:
+            self.vae = WanVAE(self.model_cfg.vae)
+        sf = self.vae.spatial_factor
+        if cfg.data.crop is not None and (cfg.data.crop[0] % sf or cfg.data.crop[1] % sf):
+            raise UserError(f"data.crop must be multiples of {sf}, got {list(cfg.data.crop)}")
+        self.data = FrameWindows(cfg.data.clips, cfg.data.holdout, cfg.data.size, cfg.data.max_clips, multiple=sf,
+                                 min_frames=cfg.data.frames)
+        trainer.add_unit("vae", self.vae, cfg.optim)
+
+    def samples_per_step(self) -> int:
+        return self.cfg.data.batch_size
+
+    def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
+        d = self.cfg.data
+
+        def loss_fn(micro: int):
+            rng = trainer.np_rng("data", micro)
+            x = to_video(self.data.draw(rng, d.batch_size, d.frames, d.crop, self.vae.spatial_factor))
+            return vae_loss(self.vae, x, self.cfg.loss, trainer.generator("posterior", micro))
+
+        return trainer.standard_step(loss_fn)
+
+    def _eval_model(self, trainer: Trainer):
+        return trainer.units["vae"].weights(ema=True)
+
+    def evaluate(self, trainer: Trainer, step: int) -> dict[str, float]:
+        vae = self._eval_model(trainer)
+        held = self.data.held_out(self.cfg.eval.frames)
+        if not held:
+            return {}
+        scores = [video_psnr(reconstruct(vae, v), v) for v in held]
+        return {"psnr": float(np.mean(scores)), "psnr_min": float(np.min(scores))}
+
+    def sample(self, trainer: Trainer, step: int) -> None:
+        from relic.video import write_mp4
+
+        held = self.data.held_out(self.cfg.eval.frames) or [self.data.train[0][:self.cfg.eval.frames]]
+        v = held[0]
+        rec = reconstruct(self._eval_model(trainer), v)
+        side = np.concatenate([v, rec], axis=2)
+        write_mp4(trainer.out / "samples" / f"step_{step:08d}.mp4", side, fps=self.data.fps)
+        trainer.writer.add_images("samples/original_vs_reconstruction", side[[0, len(side) // 2, -1]], step,
+                                  dataformats="NHWC")
+
+    @torch.no_grad()
+    def latent_stats(self, vae, windows: int, generator_rng: np.random.Generator) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the (unnormalized) posterior means over training windows."""
+        d = self.cfg.data
+        mus = []
+        for _ in range(max(1, windows)):
+            x = to_video(self.data.draw(generator_rng, 1, d.frames, None, vae.spatial_factor))
+            mean, _ = vae.encode(x)
+            mus.append(vae.denormalize(mean).float())
+        z = torch.cat([m.transpose(0, 1).flatten(1) for m in mus], dim=1)   # (c n)
+        std = z.std(dim=1).clamp_min(1e-4)
+        return [float(v) for v in z.mean(dim=1)], [float(v) for v in std]
+
+    def export(self, trainer: Trainer, directory: Path) -> None:
+        import dataclasses
+
+        from relic.models.vae import WanVAE
+
+        vae = self._eval_model(trainer)
+        mean, std = self.latent_stats(vae, self.cfg.eval.stat_windows, np.random.default_rng(self.cfg.loop.seed))
+        cfg = dataclasses.replace(vae.config, latents_mean=tuple(mean), latents_std=tuple(std))
+        out = WanVAE(cfg)
+        out.load_state_dict(vae.state_dict())
+        out.save_pretrained(directory)
+
+
+def run(cfg: VAEStageConfig, config_dict: dict, resume: bool = False) -> Path:
+    trainer = Trainer(VAETask(cfg), cfg.out, cfg.loop, config_dict)
+    return trainer.fit(resume=resume)
