@@ -17,6 +17,7 @@ BENCHMARKS = {
     "stream": "relic.runtime.bench",     # streaming FPS, latency, KV tokens vs horizon
     "replay": "relic.training.bench",    # replayed vs naive back-prop: peak memory and time vs blocks
     "decoders": "relic.models.decoder_bench",  # Wan VAE decoder vs tiny decoder, s per latent
+    "scale": "relic.training.estimate",  # memory / throughput estimates per GPU count (docs/scaling.md)
 }
 
 

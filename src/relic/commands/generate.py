@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--decoder", choices=["tiny", "vae"], default="tiny", help="frame decoder (default tiny)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="compute precision (default bf16)")
+    p.add_argument("--quantize", choices=["int8", "fp8"], default=None,
+                   help="weight-only quantization of the DiT blocks (default off)")
     p.set_defaults(func=_generate, _parser=p)
 
 
@@ -70,6 +72,7 @@ def _generate(args: argparse.Namespace) -> int:
         sp, main = SequenceParallel(env.mesh.get_group("sp")), env.is_main
     session = StreamingSession.from_pretrained(args.model or args.preset or "relic-tiny", decoder=args.decoder,
                                                gamma=args.gamma, precision=args.precision, sp=sp,
+                                               quantize=args.quantize,
                                                device=current_device())
     session.text_encoder                      # load it now, outside the timed generation
     n = session.frames_per_step

@@ -39,12 +39,33 @@ def set_attention_backend(backend: Backend) -> None:
     _DEFAULT_BACKEND = backend
 
 
-def _flash_attn_func():
+def _load_flash():
+    """flash-attn's ``flash_attn_func``: FlashAttention 3 (``flash_attn_interface``, Hopper) when installed
+    and the GPU is sm90, else FlashAttention 2 (``flash_attn``), else None. Resolved once at import, so
+    that :func:`attention` stays traceable by torch.compile (fullgraph)."""
+    try:
+        if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9:
+            from flash_attn_interface import flash_attn_func as fa3  # type: ignore[import-not-found]
+
+            def fa3_func(q, k, v):
+                out = fa3(q, k, v)
+                return out[0] if isinstance(out, tuple) else out   # some FA3 versions also return the LSE
+
+            return fa3_func
+    except ImportError:
+        pass
     try:
         from flash_attn import flash_attn_func  # type: ignore[import-not-found]
     except ImportError:
         return None
     return flash_attn_func
+
+
+_FLASH = _load_flash()
+
+
+def _flash_attn_func():
+    return _FLASH
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -145,6 +166,15 @@ class Rope3D(torch.nn.Module):
         if scaling.mode == "pi":
             pos_scale[0] = 1.0 / scaling.scale
         self.register_buffer("freq_table", table * pos_scale[:, None], persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        """Module dtype casts (``.to(torch.bfloat16)``, ``.half()``) move the table but keep it float64:
+        angles are position x frequency products that bf16 would round to useless precision."""
+        table = self.freq_table
+        super()._apply(fn, recurse)
+        if self.freq_table.dtype != torch.float64:
+            self.freq_table = table.to(self.freq_table.device)   # the float64 original, on the new device
+        return self
 
     def angles(self, pos: torch.Tensor) -> torch.Tensor:
         """(n, 3) float positions (t, h, w) -> (n, d/2) float64 angles."""

@@ -52,6 +52,13 @@ def save_pretrained(model: torch.nn.Module | Mapping[str, torch.Tensor], directo
     """
     directory = Path(directory)
     sd = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+    if isinstance(model, torch.nn.Module) and _is_sharded(sd):
+        # FSDP2 (relic.training.distributed): gather the full weights (a collective); rank 0 writes them
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if torch.distributed.get_rank() != 0:
+            return directory
     tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     with atomic_path(directory / filename) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
@@ -59,6 +66,12 @@ def save_pretrained(model: torch.nn.Module | Mapping[str, torch.Tensor], directo
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
         write_json_atomic(directory / CONFIG_NAME, cfg)
     return directory
+
+
+def _is_sharded(sd: Mapping[str, Any]) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(v, DTensor) for v in sd.values())
 
 
 # ---------------------------------------------------------------------------------------------- loading
