@@ -18,6 +18,13 @@ values the current tokens attend to (keys PRE-RoPE, already pose-conditioned and
 (m, 3) float positions where they are rotated), placed BEFORE the current tokens. ``attn_mask`` is an
 optional bool mask (b|1, 1, n, m + n) over [context, current] keys (True = attend). ``return_kv=True``
 also returns the current tokens' ``(k, v, pos)`` per layer in the same form.
+
+Ulysses sequence parallelism (paper §4.5, :mod:`relic.models.sequence_parallel`): after
+:meth:`DiT.set_sequence_parallel` every rank of the group holds 1/P of each latent frame's tokens outside
+attention; self-attention all-to-alls to head-parallel and back. Inputs and outputs stay global (x and the
+prediction are the full tensors on every rank; ``attn_mask`` and positions are over the global tokens),
+but ``kv_context`` and ``return_kv`` k/v are HEAD shards ``(b m heads/P hd)`` with all m tokens: the
+layout of the KV cache on each rank. Training and inference share this path.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from torch.utils.checkpoint import checkpoint
 from relic.config import DiTConfig
 from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
 from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features
+from relic.models.sequence_parallel import SequenceParallel, gather_frames, head_to_seq, seq_to_head, shard_frames
 
 KV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # k (b m heads hd), v (b m heads hd), pos (m 3)
 
@@ -43,6 +51,14 @@ KV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # k (b m heads hd), v (b m
 def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     """LayerNorm without affine parameters, computed in float32."""
     return F.layer_norm(x.float(), x.shape[-1:], eps=eps)
+
+
+def _rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Q/K RMSNorm computed in float32 with the weight cast to float32 (one fused kernel whatever the weight
+    dtype: mixing fp32 input and bf16 weight would fall back to the unfused path), returned in x's dtype."""
+    if isinstance(norm, nn.Identity):
+        return x
+    return F.rms_norm(x.float(), norm.normalized_shape, norm.weight.float(), norm.eps).to(x.dtype)
 
 
 def _per_frame(x: torch.Tensor, f: int) -> torch.Tensor:
@@ -65,25 +81,32 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, f: int, rope: Rope3D, freqs: torch.Tensor,
                 pos: torch.Tensor, pose_qk: torch.Tensor | None = None, ctx: KV | None = None,
-                ctx_freqs: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
+                ctx_freqs: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
+                sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
         """x (b n d) -> (b n d) and the current tokens' (k pre-RoPE, v, pos).
 
         pose_qk: (b f 2 d) query/key offsets per frame; ctx: extra (k, v, pos) attended before x's tokens.
+        With ``sp``, x is this rank's (b f*s/P d) token shard; q/k/v go head-parallel for attention (all n
+        tokens, heads/P), ctx and the returned k, v are head shards, pos/freqs/attn_mask are global.
         """
         q, k, v = self.q(x), self.k(x), self.v(x)
         if pose_qk is not None:
             q = (_per_frame(q, f) + pose_qk[:, :, 0:1].to(q.dtype)).flatten(1, 2)
             k = (_per_frame(k, f) + pose_qk[:, :, 1:2].to(k.dtype)).flatten(1, 2)
-        q, k = self.norm_q(q.float()).to(q.dtype), self.norm_k(k.float()).to(k.dtype)
+        q, k = _rms(self.norm_q, q), _rms(self.norm_k, k)
         q, k, v = (rearrange(t, "b n (h d) -> b n h d", h=self.num_heads) for t in (q, k, v))
+        if sp is not None:
+            q, k, v = (seq_to_head(t, sp, f) for t in (q, k, v))
         kv = (k, v, pos)
         qr, kr = rope.rotate(q, freqs), rope.rotate(k, freqs)
         if ctx is not None:
             ck, cv, _ = ctx
-            kr = torch.cat([rope.rotate(ck.to(kr.dtype), ctx_freqs), kr], dim=1)
+            ck = ck.to(kr.dtype)                  # ctx_freqs None: the keys come RoPE-rotated already
+            kr = torch.cat([ck if ctx_freqs is None else rope.rotate(ck, ctx_freqs), kr], dim=1)
             v = torch.cat([cv.to(v.dtype), v], dim=1)
         out = attention(qr, kr, v, mask=attn_mask)
+        if sp is not None:
+            out = head_to_seq(out, sp, f)
         return self.o(rearrange(out, "b n h d -> b n (h d)")), kv
 
 
@@ -103,7 +126,7 @@ class CrossAttention(nn.Module):
     def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded text (b L d) -> k, v (b L heads hd)."""
         k, v = self.k(text), self.v(text)
-        k = self.norm_k(k.float()).to(k.dtype)
+        k = _rms(self.norm_k, k)
         return (rearrange(k, "b l (h d) -> b l h d", h=self.num_heads),
                 rearrange(v, "b l (h d) -> b l h d", h=self.num_heads))
 
@@ -111,7 +134,7 @@ class CrossAttention(nn.Module):
                 mask: torch.Tensor | None) -> torch.Tensor:
         """x (b n d), text k/v (b L heads hd), mask (b 1 1 L) bool or None -> (b n d)."""
         q = self.q(x)
-        q = rearrange(self.norm_q(q.float()).to(q.dtype), "b n (h d) -> b n h d", h=self.num_heads)
+        q = rearrange(_rms(self.norm_q, q), "b n (h d) -> b n h d", h=self.num_heads)
         k, v = kv
         out = attention(q, k.to(q.dtype), v.to(q.dtype), mask=mask)
         return self.o(rearrange(out, "b n h d -> b n (h d)"))
@@ -130,17 +153,26 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, d))
         self.modulation = nn.Parameter(torch.randn(1, 6, d) / d ** 0.5)
 
+    def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded text (b L d) -> this block's cross-attention k, v (b L heads hd)."""
+        return self.cross_attn.text_kv(text)
+
     def forward(self, x: torch.Tensor, e: torch.Tensor, text_kv, text_mask, rope, freqs, pos,
                 act: torch.Tensor | None, pose_qk: torch.Tensor | None, ctx: KV | None, ctx_freqs,
-                attn_mask: torch.Tensor | None) -> tuple[torch.Tensor, KV]:
-        """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f d), pose_qk (b f 2 d)."""
+                attn_mask: torch.Tensor | None, sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
+        """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f d), pose_qk (b f 2 d).
+
+        text_kv: this block's precomputed (k, v), or the embedded text (b L d) to compute them from here.
+        """
         f = e.shape[1]
+        if isinstance(text_kv, torch.Tensor):     # not self.text_kv: FSDP wraps that as a separate forward
+            text_kv = self.cross_attn.text_kv(text_kv)
         mod = (self.modulation.float() + e.float()).unsqueeze(3)  # (b f 6 1 d): broadcast over a frame's tokens
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)
         wdt = self.self_attn.q.weight.dtype
 
         xn = (_per_frame(_layer_norm(x, self.eps), f) * (1 + scale_sa) + shift_sa).flatten(1, 2)
-        y, kv = self.self_attn(xn.to(wdt), f, rope, freqs, pos, pose_qk, ctx, ctx_freqs, attn_mask)
+        y, kv = self.self_attn(xn.to(wdt), f, rope, freqs, pos, pose_qk, ctx, ctx_freqs, attn_mask, sp)
         x = (_per_frame(x, f) + y.float().unflatten(1, (f, -1)) * gate_sa)
         if act is not None:
             x = x + act.float().unsqueeze(2)
@@ -205,6 +237,27 @@ class DiT(nn.Module):
         self.pose_encoder = PoseEncoder(d, cfg.num_layers, cfg.pose_hidden)
         self.rope = Rope3D(cfg.dim // cfg.num_heads, cfg.rope_theta, RopeScaling(cfg.rope_scaling, cfg.rope_scale))
         self.gradient_checkpointing = False
+        self.sequence_parallel: SequenceParallel | None = None
+
+    def set_sequence_parallel(self, sp: SequenceParallel | None) -> None:
+        """Run forwards Ulysses-parallel over ``sp``'s ranks (None or a group of one: single process).
+
+        Every rank of the group must call forward with the same inputs. Needs ``num_heads`` and the tokens
+        per latent frame to be divisible by the group size.
+        """
+        if sp is not None and sp.size > 1:
+            if self.cfg.num_heads % sp.size:
+                raise ValueError(f"{self.cfg.num_heads} heads are not divisible by the sequence-parallel size "
+                                 f"{sp.size}")
+            self.sequence_parallel = sp
+        else:
+            self.sequence_parallel = None
+
+    @property
+    def local_heads(self) -> int:
+        """Attention heads held per rank in k/v caches (all heads without sequence parallelism)."""
+        sp = self.sequence_parallel
+        return self.cfg.num_heads // (sp.size if sp is not None else 1)
 
     # ------------------------------------------------------------------------------------ pieces
 
@@ -237,10 +290,23 @@ class DiT(nn.Module):
 
     def prepare_text(self, text: torch.Tensor, text_mask: torch.Tensor | None = None) -> TextContext:
         """Text encoder states (b L text_dim) and mask (b L) bool -> per-layer cross-attention k/v."""
+        emb, mask = self._embed_text(text, text_mask)
+        return TextContext([blk.text_kv(emb) for blk in self.blocks], mask)
+
+    def _embed_text(self, text: torch.Tensor, text_mask: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(b L text_dim), (b L) -> embedded text (b L d) and the attention mask (b 1 1 L) or None."""
         emb = self.text_embedding(text.to(self.text_embedding[0].weight.dtype))
-        kv = [blk.cross_attn.text_kv(emb) for blk in self.blocks]
-        mask = None if text_mask is None else rearrange(text_mask.bool(), "b l -> b 1 1 l")
-        return TextContext(kv, mask)
+        return emb, None if text_mask is None else rearrange(text_mask.bool(), "b l -> b 1 1 l")
+
+    def rotate_context(self, k: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Pre-RoPE context keys k (... m heads hd), e.g. all layers (l b m heads hd), rotated at pos (m 3).
+
+        For ``forward(..., kv_context_rotated=True)``; rotates exactly as the forward would (float32 rotation,
+        result in k's dtype, so pass k in the forward's compute dtype).
+        """
+        flat = k.reshape(-1, *k.shape[-3:])
+        return self.rope.rotate(flat, self.rope.freqs(pos)).reshape(k.shape)
 
     # ------------------------------------------------------------------------------------ forward
 
@@ -248,7 +314,7 @@ class DiT(nn.Module):
                 text_mask: torch.Tensor | None = None, actions: torch.Tensor | None = None,
                 R: torch.Tensor | None = None, P: torch.Tensor | None = None, *, frame_offset: int = 0,
                 attn_mask: torch.Tensor | None = None, kv_context: Sequence[KV] | None = None,
-                return_kv: bool = False):
+                return_kv: bool = False, kv_context_rotated: bool = False):
         """Predict the flow-matching velocity of latents x.
 
         Args:
@@ -262,7 +328,12 @@ class DiT(nn.Module):
             frame_offset: absolute latent index of x's first frame (RoPE time position).
             attn_mask: bool (b|1, 1, n, m + n) over [kv_context keys, current keys]; None = attend to all.
             kv_context: per layer (k (b m heads hd) pre-RoPE, v (b m heads hd), pos (m 3)), or None.
-            return_kv: also return the current tokens' (k, v, pos) per layer.
+                Under sequence parallelism heads is :attr:`local_heads` (this rank's head shard).
+            return_kv: also return the current tokens' (k, v, pos) per layer (head shards under SP).
+            kv_context_rotated: the kv_context keys are already RoPE-rotated at their pos (as
+                :meth:`rotate_context` returns them): skip rotating them here. The streaming student rotates
+                a block's context once instead of in each of its forwards; the result is bitwise the same
+                when the keys come in the compute dtype of this forward.
         Returns:
             (b c f H W) prediction, and with ``return_kv`` a list of per-layer (k, v, pos).
         """
@@ -275,9 +346,16 @@ class DiT(nn.Module):
         if kv_context is not None and len(kv_context) != len(self.blocks):
             raise ValueError(f"kv_context needs one entry per layer ({len(self.blocks)}), got {len(kv_context)}")
 
+        sp = self.sequence_parallel
         tokens = self.patchify(x).float()
+        if sp is not None:
+            tokens = shard_frames(tokens, sp, f)                    # (b f*s/P d): this rank's tokens
         temb, e = self.time_embed(timesteps, b, f)
-        ctx_text = text if isinstance(text, TextContext) else self.prepare_text(text, text_mask)
+        if isinstance(text, TextContext):
+            text_kv, text_attn_mask = text.kv, text.mask
+        else:    # each block computes its own text k/v inside its forward (one parameter gather under FSDP)
+            emb, text_attn_mask = self._embed_text(text, text_mask)
+            text_kv = [emb] * len(self.blocks)
         act = None
         if actions is not None:
             grouped = group_actions(actions, f, frame_offset, cfg.temporal_compression)
@@ -298,17 +376,20 @@ class DiT(nn.Module):
             pose_i = None if pose is None else rearrange(self.pose_encoder.proj[i](pose),
                                                          "b f (two d) -> b f two d", two=2)
             ctx = None if kv_context is None else kv_context[i]
-            if ctx is not None and ctx[2] is not last_ctx_pos:
+            if ctx is not None and not kv_context_rotated and ctx[2] is not last_ctx_pos:
                 last_ctx_pos, ctx_freqs = ctx[2], self.rope.freqs(ctx[2])
-            args = (tokens, e, ctx_text.kv[i], ctx_text.mask, self.rope, freqs, pos, act_i, pose_i, ctx,
-                    ctx_freqs, attn_mask)
+            args = (tokens, e, text_kv[i], text_attn_mask, self.rope, freqs, pos, act_i, pose_i, ctx,
+                    ctx_freqs, attn_mask, sp)
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 tokens, kv = checkpoint(blk, *args, use_reentrant=False)
             else:
                 tokens, kv = blk(*args)
             if return_kv:
                 kv_out.append(kv)
-        out = self.unpatchify(self.head(tokens, temb), f, h, w)
+        y = self.head(tokens, temb)
+        if sp is not None:
+            y = gather_frames(y, sp, f)                             # (b n out): every rank, global order
+        out = self.unpatchify(y, f, h, w)
         return (out, kv_out) if return_kv else out
 
     # ------------------------------------------------------------------------------------ weights

@@ -134,12 +134,14 @@ class StreamingSession:
             every rank of the group runs the session with the same inputs; each holds 1/P of the tokens
             outside attention and its head shard of the KV cache (compressed memory included); every rank
             returns the same frames as one process.
+        quantize: "int8" or "fp8" weight-only quantization of the DiT blocks' linear layers
+            (:func:`relic.models.quantize.quantize_linears`), None = off.
     """
 
     def __init__(self, cfg: RelicConfig, dit: DiT, vae: WanVAE, tiny: TinyDecoder | None = None, *,
                  text_encoder=None, decoder: Decoder = "tiny", gamma: float = 1.0,
                  precision: Literal["bf16", "fp32"] = "bf16", device: str | torch.device = "cpu",
-                 compile: bool = False, keymap: KeyMap | None = None, sp=None):
+                 compile: bool = False, keymap: KeyMap | None = None, sp=None, quantize: str | None = None):
         if decoder not in ("tiny", "vae"):
             raise ValueError(f"decoder must be 'tiny' or 'vae', got {decoder!r}")
         if decoder == "tiny" and tiny is None:
@@ -157,6 +159,10 @@ class StreamingSession:
         self._text_encoder = text_encoder
         self.gamma = gamma
         compute = torch.bfloat16 if precision == "bf16" else torch.float32
+        if quantize is not None:
+            from relic.models.quantize import quantize_linears
+
+            quantize_linears(self.dit, quantize)
         if precision == "bf16":
             # bf16 weights (buffers such as RoPE tables stay as they are): no per-call autocast weight casts
             for p in self.dit.parameters():

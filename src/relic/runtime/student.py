@@ -94,6 +94,17 @@ class Student:
         cache.push_block(kv, R0[None], P0[None])
         return out
 
+    def rotated_context(self, cache: KVCache, R_cur: np.ndarray, P_cur: np.ndarray) -> list:
+        """The block's context as the DiT's ``kv_context`` with keys RoPE-rotated once for all layers.
+
+        The block's ``len(timesteps) + 1`` forwards all attend to the same context, so rotating it here
+        (instead of inside each forward) saves all but one rotation; the keys are in ``compute_dtype``,
+        the dtype the forward would rotate them in, so the result is the same (tests/runtime).
+        """
+        c = cache.context(R_cur, P_cur)
+        k = self.dit.rotate_context(c.k, c.pos)
+        return [(k[j], c.v[j], c.pos) for j in range(k.shape[0])]
+
     @torch.no_grad()
     def generate_block(self, cache: KVCache, noise: torch.Tensor, text: TextContext, actions, R: np.ndarray,
                        P: np.ndarray, generator: torch.Generator | None = None,
@@ -115,10 +126,10 @@ class Student:
         P = np.asarray(P, dtype=np.float64)
         Rt, Pt = self._poses(R, P, b)
         act = self._actions(actions, b)
-        ctx = cache.context(R[-1], P[-1]).layers()
+        ctx = self.rotated_context(cache, R[-1], P[-1])
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.dit(x, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx)
+            return self.dit(x, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, kv_context_rotated=True)
 
         x0 = student_denoise(velocity, noise, self.cfg.sampler, generator=generator, renoise=renoise)
         sc = context_sigma(self.cfg.sampler)
@@ -128,6 +139,7 @@ class Student:
                 x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
             xc = add_noise(x0, eps, sc)
         t = torch.full((b, f), sc * self.cfg.sampler.num_train_timesteps, device=self.device)
-        out, kv = self.dit(xc, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, return_kv=True)
+        out, kv = self.dit(xc, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, return_kv=True,
+                           kv_context_rotated=True)
         cache.push_block(kv, R, P)
         return BlockResult(x0, out)
