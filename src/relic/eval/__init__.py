@@ -5,6 +5,9 @@ and direction checks of commanded motions.
 * :mod:`relic.eval.pose_estimation` — OpenCV two-view poses (LK tracks, MAGSAC essential matrix) chained.
 * :mod:`relic.eval.metrics` — PSNR, SSIM, temporal flicker, motion smoothness proxy, sharpness.
 * :mod:`relic.eval.direction` — does the estimated motion go where the action commanded?
+* :mod:`relic.eval.noise_floor` — the estimator on ground-truth renders.
+* :mod:`relic.eval.suites` — the ``relic eval`` suites (actions, memory, quality, speed);
+  :mod:`relic.eval.report` writes their report; :mod:`relic.eval.lpips` is LPIPS from local weights.
 
 See ``docs/eval.md`` for the definitions.
 """

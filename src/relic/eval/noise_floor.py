@@ -128,6 +128,29 @@ def _aligned_positions(P_ref: np.ndarray, est: PoseEstimate) -> np.ndarray:
     return out
 
 
+def score_clip(name: str, actions: np.ndarray, R: np.ndarray, P: np.ndarray, est: PoseEstimate) -> dict:
+    """Score an estimate against commanded poses R (T 3 3), P (T 3): RPE/ATE after Sim(3) alignment (Δ = 1),
+    median per-frame rotation and translation-direction errors, valid pairs, and (for a single-motion script
+    ``name``) whether the direction matches. Unknowns are None. Used by :func:`run` and the eval suites."""
+    err = evaluate(R, P, est.R, est.P, delta=1, with_scale=True, segment=est.segment)
+    dR = np.einsum("tij,tkj->tik", R[1:], R[:-1])
+    step = np.einsum("tij,tj->ti", R[:-1], P[1:] - P[:-1])
+    rot_err = np.rad2deg(geodesic_angle(dR, est.rel_R))
+    norm = np.linalg.norm(step, axis=1)
+    has_t = (norm > 1e-9) & np.isfinite(est.rel_dir).all(1)
+    tdir = np.rad2deg(np.arccos(np.clip(np.sum(est.rel_dir[has_t] * step[has_t], 1) / norm[has_t], -1, 1)))
+    match = (direction_matches(dominant_command(actions),
+                               estimated_motion(est.rel_R, est.rel_dir, est.pair_valid))
+             if name in MOTIONS else None)
+    return {
+        **err.to_dict(),
+        "rot_err_per_frame_median_deg": float(np.nanmedian(rot_err)) if np.isfinite(rot_err).any() else None,
+        "trans_dir_err_median_deg": float(np.median(tdir)) if len(tdir) else None,
+        "pairs_valid": int(est.pair_valid.sum()), "pairs_with_parallax": int(est.parallax.sum()),
+        "direction_match": match,
+    }
+
+
 def run(cfg: NoiseFloorConfig = NoiseFloorConfig(), scripts: list[tuple[str, np.ndarray]] | None = None) -> dict:
     """Render every script in every scene, estimate, score. Returns a JSON-ready dict (see docs/eval.md)."""
     from relic.world.renderer import Renderer
@@ -154,26 +177,8 @@ def run(cfg: NoiseFloorConfig = NoiseFloorConfig(), scripts: list[tuple[str, np.
                 est = estimate_poses(frames, K, cfg.estimator)
                 est_time += time.perf_counter() - t0
                 n_pairs_total += len(frames) - 1
-                err = evaluate(R, P, est.R, est.P, delta=1, with_scale=True, segment=est.segment)
-                dR = np.einsum("tij,tkj->tik", R[1:], R[:-1])
-                step = np.einsum("tij,tj->ti", R[:-1], P[1:] - P[:-1])
-                rot_err = np.rad2deg(geodesic_angle(dR, est.rel_R))
-                norm = np.linalg.norm(step, axis=1)
-                has_t = (norm > 1e-9) & np.isfinite(est.rel_dir).all(1)
-                tdir = np.rad2deg(np.arccos(np.clip(np.sum(est.rel_dir[has_t] * step[has_t], 1) / norm[has_t],
-                                                    -1, 1)))
-                single = name in MOTIONS
-                match = (direction_matches(dominant_command(actions),
-                                           estimated_motion(est.rel_R, est.rel_dir, est.pair_valid))
-                         if single else None)
-                results.append({
-                    "seed": seed, "script": name, "family": scene.family, **err.to_dict(),
-                    "rot_err_per_frame_median_deg": float(np.nanmedian(rot_err)) if np.isfinite(rot_err).any()
-                    else None,
-                    "trans_dir_err_median_deg": float(np.median(tdir)) if len(tdir) else None,
-                    "pairs_valid": int(est.pair_valid.sum()), "pairs_with_parallax": int(est.parallax.sum()),
-                    "direction_match": match,
-                })
+                results.append({"seed": seed, "script": name, "family": scene.family,
+                                **score_clip(name, actions, R, P, est)})
                 tracks.append((seed, name, P, _aligned_positions(P, est)))
     finally:
         renderer.release()

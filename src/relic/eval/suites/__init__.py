@@ -1,0 +1,163 @@
+"""The evaluation suites behind ``relic eval`` (paper §5.3): actions, memory, quality, speed.
+
+::
+
+    from relic.eval.suites import EvalConfig, ModelSpec, run_suites
+    report = run_suites([ModelSpec("relic-tiny", "tiny")], ("actions", "memory"), EvalConfig(quick=True))
+    # then relic.eval.report.write_report(report, "report/")
+
+Every suite runs every model on held-out scenes (world seeds ≥ 2**32; training scene seeds are 32-bit draws
+of :func:`relic.world.writer.clip_seed`). Generated clips are shared between suites (:class:`~relic.eval.suites.common.ClipCache`).
+See docs/eval.md, "Suites and report".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from relic.errors import UserError
+from relic.eval.suites.common import HELD_OUT_BASE, ClipCache, ModelSpec, World, WorldConfig, check_source, \
+    model_summary, open_session
+
+SUITES = ("actions", "memory", "quality", "speed")
+
+
+@dataclass
+class EvalConfig:
+    """What the suites run. ``quick`` replaces every battery by a tiny one (CI on random weights).
+
+    Attributes:
+        seeds: held-out world seeds for actions and quality (None: 4 scenes, 1 with ``quick``).
+        memory_seeds: scenes for the memory suite (None: 2 scenes, 1 with ``quick``).
+        frames: frames per single-motion script (1 + a multiple of 4).
+        rot_deg: rotation per frame at magnitude 1 (degrees); speed_m: metres per frame (d̄).
+        gaps_s: memory revisit gaps (seconds of video between first visit and revisit).
+        speed_horizons_s, speed_blocks: the speed suite's horizons and timed blocks.
+        decoder, precision: how sessions run (``tiny``/``vae``, ``bf16``/``fp32``).
+        lpips_weights: local LPIPS (AlexNet) safetensors; None omits LPIPS.
+        sample_videos: write sample mp4s.
+    """
+
+    quick: bool = False
+    seeds: tuple[int, ...] | None = None
+    memory_seeds: tuple[int, ...] | None = None
+    frames: int = 25
+    rot_deg: float = 2.0
+    speed_m: float = 0.08
+    gaps_s: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 30.0)
+    speed_horizons_s: tuple[float, ...] = (5.0, 20.0, 60.0)
+    speed_blocks: int = 4
+    decoder: str = "tiny"
+    precision: str = "bf16"
+    lpips_weights: str | None = None
+    sample_videos: bool = True
+    model_seed: int = 0
+
+    def action_seeds(self) -> list[int]:
+        if self.seeds is not None:
+            return list(self.seeds)
+        return [HELD_OUT_BASE + i for i in range(1 if self.quick else 4)]
+
+    def revisit_seeds(self) -> list[int]:
+        if self.memory_seeds is not None:
+            return list(self.memory_seeds)
+        return [HELD_OUT_BASE + 100 + i for i in range(1 if self.quick else 2)]
+
+
+def parse_suites(text: str) -> tuple[str, ...]:
+    """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one)."""
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    if names == ["all"]:
+        return SUITES
+    bad = [n for n in names if n not in SUITES]
+    if bad or not names:
+        raise UserError(f"unknown suite {', '.join(bad) or repr(text)} (choose from {', '.join(SUITES)} or all)")
+    return tuple(dict.fromkeys(names))
+
+
+def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig = EvalConfig(),
+               log=print) -> dict:
+    """Run ``suites`` on ``models`` -> the report dict (keys starting with ``_`` hold arrays for the plots)."""
+    import os
+    import platform
+
+    import torch
+
+    if not models:
+        raise UserError("no model to evaluate (--model DIR or --preset NAME)")
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"model labels must be unique, got {', '.join(labels)} (use --compare LABEL=DIR)")
+    for m in models:
+        check_source(m.source)
+    for s in suites:
+        if s not in SUITES:
+            raise UserError(f"unknown suite {s!r} (choose from {', '.join(SUITES)} or all)")
+    low = [x for x in (cfg.seeds or ()) + (cfg.memory_seeds or ()) if x < HELD_OUT_BASE]
+    if low:
+        raise UserError(f"held-out world seeds must be >= 2**32 = {HELD_OUT_BASE} (training scene seeds are "
+                        f"32-bit), got {low[0]}")
+    if cfg.lpips_weights is not None and not os.path.isfile(cfg.lpips_weights):
+        raise UserError("no such LPIPS weights file", source=cfg.lpips_weights)
+    sessions = [open_session(m, decoder=cfg.decoder, precision=cfg.precision, seed=cfg.model_seed) for m in models]
+    c0 = sessions[0].cfg
+    for s in sessions[1:]:
+        if (s.cfg.height, s.cfg.width, s.cfg.fps) != (c0.height, c0.width, c0.fps):
+            raise UserError(f"models to compare need one resolution and fps: {s.eval_label} is "
+                            f"{s.cfg.width}x{s.cfg.height}@{s.cfg.fps}, {sessions[0].eval_label} is "
+                            f"{c0.width}x{c0.height}@{c0.fps}")
+    report: dict = {
+        "format": "relic-eval-report", "version": 1,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": cfg.quick, "suites": list(suites), "config": asdict(cfg),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
+        "held_out": {"note": f"world seeds >= 2**32 = {HELD_OUT_BASE}: training scene seeds are 32-bit "
+                             "(relic.world.writer.clip_seed), so these scenes are never in a training set",
+                     "actions": cfg.action_seeds() if {"actions", "quality"} & set(suites) else [],
+                     "memory": cfg.revisit_seeds() if "memory" in suites else []},
+        "models": [{**model_summary(s), "source": m.source} for s, m in zip(sessions, models)],
+        "timing_s": {},
+    }
+    wcfg = WorldConfig(width=c0.width, height=c0.height, fov_deg=c0.memory.fov_deg, speed_m=cfg.speed_m)
+    report["world"] = {**asdict(wcfg), "K": wcfg.K.tolist()}
+    cache = ClipCache()
+    world = World(wcfg) if {"actions", "memory", "quality"} & set(suites) else None
+    try:
+        for name in SUITES:
+            if name not in suites:
+                continue
+            log(f"suite {name} ...")
+            t0 = time.perf_counter()
+            if name == "actions":
+                from relic.eval.suites import actions
+                report["actions"] = actions.run(sessions, world, cache, cfg.action_seeds(), cfg.quick, cfg.frames,
+                                                cfg.rot_deg)
+            elif name == "memory":
+                from relic.eval.suites import memory
+                report["memory"] = memory.run(sessions, world, cache, cfg.revisit_seeds(), c0.fps,
+                                              sessions[0].frames_per_step, cfg.quick, cfg.gaps_s)
+                report["memory"]["window_s"] = (c0.memory.window or 0) * sessions[0].frames_per_step / \
+                    c0.frames_per_block / c0.fps
+            elif name == "quality":
+                from relic.eval.suites import quality
+                lp = None
+                if cfg.lpips_weights:
+                    from relic.eval.lpips import LPIPS
+                    lp = LPIPS.from_file(cfg.lpips_weights)
+                report["quality"] = quality.run(sessions, world, cache, cfg.action_seeds(), c0.fps, cfg.quick,
+                                                cfg.frames, cfg.rot_deg, lpips=lp)
+            elif name == "speed":
+                from relic.eval.suites import speed
+                report["speed"] = speed.run(sessions, cfg.quick, cfg.speed_horizons_s, cfg.speed_blocks)
+            report["timing_s"][name] = round(time.perf_counter() - t0, 2)
+            log(f"suite {name}: {report['timing_s'][name]:.1f} s")
+    finally:
+        if world is not None:
+            world.release()
+    report["_clips"] = cache
+    return report
+
+
+__all__ = ["SUITES", "EvalConfig", "ModelSpec", "parse_suites", "run_suites"]
