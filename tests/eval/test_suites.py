@@ -101,10 +101,10 @@ def test_memory_off_is_window_only(budget):
 
     cfg = dataclasses.replace(get_preset("relic-tiny"))
     cfg.memory = dataclasses.replace(cfg.memory, window=3, token_budget=budget, dtype="fp32")
-    session = SimpleNamespace(cfg=cfg, student=SimpleNamespace(memory_cfg=cfg.memory))
+    session = SimpleNamespace(cfg=cfg, memory=cfg.memory)
     for on in (True, False):
         set_memory(session, on)
-        cache = KVCache(session.student.memory_cfg, num_layers=1, heads=1, head_dim=4, grid=(4, 4))
+        cache = KVCache(session.memory, num_layers=1, heads=1, head_dim=4, grid=(4, 4))
         _push(cache, 10)
         plan = cache.plan()
         mem = [i for i, _ in plan if 0 < i < 10 - 3]
@@ -112,7 +112,7 @@ def test_memory_off_is_window_only(budget):
         assert (len(mem) > 0) == on
         assert (cache.stats()["memory_latents"] > 0) == on
     set_memory(session, True)
-    assert session.student.memory_cfg == cfg.memory
+    assert session.memory == cfg.memory
 
 
 class OracleSession:
@@ -122,7 +122,7 @@ class OracleSession:
         self.world, self.eval_label, self.default_memory = world, label, True
         self.frames_per_step, self.gamma = 4, 1.0
         self.cfg = get_preset("relic-tiny")
-        self.student = SimpleNamespace(memory_cfg=self.cfg.memory)
+        self.memory = self.cfg.memory
         self.decoder_kind, self.precision = "ground truth", "n/a"
 
     def start(self, image, prompt, seed=0):

@@ -107,3 +107,20 @@ def test_model_dir_roundtrip_and_vae_decoder(small_cfg, tmp_path):
                                           text_encoder=FakeText(cfg.dit.text_dim))
     s2.start(image(), "x")
     assert s2.step({"w": True}).shape == (4, 32, 48, 3)
+
+
+def test_memory_config_is_public_and_resets_the_stream():
+    import dataclasses
+
+    from relic.config import relic_tiny
+    from relic.runtime.stream import StreamingSession
+
+    cfg = relic_tiny()
+    cfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, num_layers=1, dim=64, ffn_dim=128, num_heads=2))
+    s = StreamingSession.from_pretrained("relic-tiny", config=cfg, precision="fp32")
+    assert s.memory == cfg.memory
+    off = dataclasses.replace(s.memory, archive_latents=0)
+    s.memory = off
+    assert s.student.memory_cfg is off and s.cache is None
+    with pytest.raises(TypeError):
+        s.memory = {"window": 2}

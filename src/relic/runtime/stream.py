@@ -212,6 +212,24 @@ class StreamingSession:
         self._gamma = float(value)
 
     @property
+    def memory(self):
+        """The KV-cache memory config in use (:class:`relic.config.MemoryConfig`).
+
+        Assigning a new config (e.g. ``dataclasses.replace(session.memory, archive_latents=0)`` for a
+        window-only student, or another ``token_budget``) forgets the current stream: call :meth:`start`.
+        """
+        return self.student.memory_cfg
+
+    @memory.setter
+    def memory(self, cfg) -> None:
+        from relic.config import MemoryConfig
+
+        if not isinstance(cfg, MemoryConfig):
+            raise TypeError(f"memory must be a MemoryConfig, got {type(cfg).__name__}")
+        self.student.memory_cfg = cfg
+        self.reset()
+
+    @property
     def frames_per_step(self) -> int:
         return self._dit_cfg.temporal_compression * self.cfg.frames_per_block
 

@@ -90,7 +90,7 @@ def set_memory(session, on: bool) -> None:
     with ``archive_latents=0``, so latents leaving the window are dropped). Takes effect at the next
     ``start``."""
     base = session.cfg.memory
-    session.student.memory_cfg = base if on else dataclasses.replace(base, archive_latents=0)
+    session.memory = base if on else dataclasses.replace(base, archive_latents=0)
 
 
 def static_rows(n: int) -> np.ndarray:
@@ -259,5 +259,5 @@ def model_summary(session) -> dict:
             "name": cfg.name, "resolution": [cfg.height, cfg.width], "fps": cfg.fps,
             "frames_per_block": cfg.frames_per_block,
             "dit": {"dim": cfg.dit.dim, "layers": cfg.dit.num_layers, "heads": cfg.dit.num_heads},
-            "memory_config": dataclasses.asdict(session.student.memory_cfg), "decoder": session.decoder_kind,
+            "memory_config": dataclasses.asdict(session.memory), "decoder": session.decoder_kind,
             "precision": session.precision}
