@@ -48,3 +48,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: float = 100, format: str | None = None) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, then close it; returns the path.
+
+    ``format`` defaults to the target's suffix (``png`` when it has none). matplotlib is imported here,
+    only when a figure is saved.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=format or path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return path

@@ -269,6 +269,7 @@ def write_clip(path: str | Path, frames: np.ndarray, traj: Trajectory, caption: 
         if depth is not None:
             np.savez_compressed(tmp / "depth.npz", depth=np.asarray(depth, dtype=np.float16))
         write_json_atomic(tmp / "meta.json", meta or {})
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a clip directory is an ordinary directory
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

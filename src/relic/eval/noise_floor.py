@@ -25,7 +25,7 @@ from relic.camera.geometry import geodesic_angle, intrinsics_matrix, look_at
 from relic.eval.direction import MOTIONS, direction_matches, dominant_command, estimated_motion
 from relic.eval.pose_estimation import PoseEstimate, PoseEstimatorConfig, estimate_poses
 from relic.eval.trajectory import evaluate, umeyama
-from relic.fileio import atomic_path, write_json_atomic
+from relic.fileio import save_figure, write_json_atomic
 
 
 @dataclass
@@ -254,9 +254,7 @@ def plot(report: dict, out_dir: str | Path) -> list[Path]:
     fig.suptitle(f"Top-down trajectories (x, y in metres), scene seed {seed0}: commanded vs estimated")
     fig.tight_layout()
     path = out_dir / "trajectories.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     written.append(path)
 
     per = report["summary"]["per_script"]
@@ -276,9 +274,7 @@ def plot(report: dict, out_dir: str | Path) -> list[Path]:
     fig.suptitle("Noise floor: pose estimator on ground-truth renders (mean over scenes)")
     fig.tight_layout()
     path = out_dir / "rpe_per_action.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     written.append(path)
     return written
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relic.fileio import atomic_path, write_json_atomic, write_text_atomic
+from relic.fileio import save_figure, write_json_atomic, write_text_atomic
 
 
 def _plt():
@@ -36,10 +36,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=90)
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path, dpi=90, format="png")
 
 
 def _slug(text: str) -> str:

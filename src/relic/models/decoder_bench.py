@@ -26,7 +26,7 @@ def add_bench_parser(sub) -> None:
 def _main(args: argparse.Namespace) -> int:
     from relic.config import get_preset
     from relic.errors import UserError
-    from relic.fileio import atomic_path, write_json_atomic
+    from relic.fileio import save_figure, write_json_atomic
     from relic.models.tiny_decoder import benchmark_decoders
 
     if args.latents < 1:
@@ -52,8 +52,6 @@ def _main(args: argparse.Namespace) -> int:
     ax.set_ylabel(f"ms per latent (4 frames), {cfg.height}x{cfg.width}")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(plot) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, plot, dpi=110, format="png")
     print(f"-> {args.json}, {plot}")
     return 0

@@ -66,8 +66,8 @@ def _per_frame(x: torch.Tensor, f: int) -> torch.Tensor:
     return x.unflatten(1, (f, -1))
 
 
-class SelfAttention(nn.Module):
-    """Self-attention with Q/K RMSNorm over the full dim, pose offsets on q/k, and 3D RoPE."""
+class _Attention(nn.Module):
+    """The projections shared by self- and cross-attention: q, k, v, o (dim -> dim) and Q/K RMSNorm."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6):
         super().__init__()
@@ -78,6 +78,10 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
         self.norm_k = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+
+
+class SelfAttention(_Attention):
+    """Self-attention with Q/K RMSNorm over the full dim, pose offsets on q/k, and 3D RoPE."""
 
     def forward(self, x: torch.Tensor, f: int, rope: Rope3D, freqs: torch.Tensor,
                 pos: torch.Tensor, pose_qk: torch.Tensor | None = None, ctx: KV | None = None,
@@ -110,18 +114,8 @@ class SelfAttention(nn.Module):
         return self.o(rearrange(out, "b n h d -> b n (h d)")), kv
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Attention):
     """Attention from video tokens to text tokens (no RoPE); the text keys/values can be precomputed."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool = True, eps: float = 1e-6):
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
-        self.norm_k = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
 
     def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded text (b L d) -> k, v (b L heads hd)."""

@@ -17,7 +17,6 @@ Shapes: latents (b z t h w) (normalized, as the DiT produces them) -> frames (b 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -26,8 +25,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from relic.config import RelicConfig, TinyDecoderConfig, config_from_dict
+from relic.config import RelicConfig, TinyDecoderConfig
 from relic.errors import UserError
+from relic.models.weights import PretrainedMixin
 
 
 @dataclass
@@ -104,8 +104,10 @@ class Level(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 3, padding=1)
 
 
-class TinyDecoder(nn.Module):
+class TinyDecoder(PretrainedMixin, nn.Module):
     """Tiny causal decoder: latents (b z t h w) -> frames (b 3 f 8h 8w), f = 1 + 4 (t - 1) for a fresh stream."""
+
+    config_class = TinyDecoderConfig
 
     def __init__(self, config: TinyDecoderConfig | None = None):
         super().__init__()
@@ -148,21 +150,6 @@ class TinyDecoder(nn.Module):
 
     def stream(self, clamp: bool = True) -> "TinyStreamDecoder":
         return TinyStreamDecoder(self, clamp)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` + ``config.json`` (the TinyDecoderConfig)."""
-        from relic.models.weights import save_pretrained
-        save_pretrained(self, directory, self.config)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "TinyDecoder":
-        from relic.models.weights import load_checked, load_state
-        sd, cfg = load_state(directory)
-        if cfg is None:
-            raise UserError("no config.json beside the weights", source=str(directory))
-        model = cls(config_from_dict(TinyDecoderConfig, cfg, source=f"{directory}/config.json"))
-        load_checked(model, sd, source=str(directory))
-        return model
 
 
 class TinyStreamDecoder:

@@ -26,15 +26,15 @@ key formats onto these names.
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from relic.config import VAEConfig, config_from_dict
+from relic.config import VAEConfig
 from relic.errors import UserError
+from relic.models.weights import PretrainedMixin
 
 CACHE_T = 2                      # frames of history a causal 3x3x3 conv needs
 LOGVAR_RANGE = (-30.0, 20.0)     # the posterior's log-variance is clamped to this range (as Wan)
@@ -328,7 +328,7 @@ def check_vae_config(cfg: VAEConfig, source: str = "vae config") -> None:
         raise UserError("latents_std values must be > 0", source=source)
 
 
-class WanVAE(nn.Module):
+class WanVAE(PretrainedMixin, nn.Module):
     """The Wan-2.1 causal video VAE.
 
     - :meth:`encode`: frames (b 3 1+4k h w) in [-1, 1] -> normalized (mean, logvar), each (b z 1+k h/s w/s)
@@ -337,6 +337,8 @@ class WanVAE(nn.Module):
 
     ``s`` is 2 ** (len(dim_mult) - 1) (8 for Wan) and the temporal factor 2 ** sum(temporal_downsample) (4).
     """
+
+    config_class = VAEConfig
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
@@ -415,23 +417,6 @@ class WanVAE(nn.Module):
 
     def stream_decoder(self, clamp: bool = True) -> "StreamDecoder":
         return StreamDecoder(self, clamp=clamp)
-
-    # weights ----------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` + ``config.json`` (the VAEConfig) into ``directory``."""
-        from relic.models.weights import save_pretrained
-        save_pretrained(self, directory, self.config)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "WanVAE":
-        """Load a directory written by :meth:`save_pretrained` (strict: every key, every shape)."""
-        from relic.models.weights import load_checked, load_state
-        sd, cfg = load_state(directory)
-        if cfg is None:
-            raise UserError("no config.json beside the weights", source=str(directory))
-        model = cls(config_from_dict(VAEConfig, cfg, source=f"{directory}/config.json"))
-        load_checked(model, sd, source=str(directory))
-        return model
 
 
 class StreamEncoder:

@@ -257,6 +257,32 @@ def load_checked(model: torch.nn.Module, sd: Mapping[str, torch.Tensor], source:
     return report
 
 
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for a module built from one config dataclass.
+
+    The class sets ``config_class`` (the dataclass) and keeps its config in ``self.config``; the directory
+    holds ``model.safetensors`` + ``config.json``, loaded strictly (every key, every shape).
+    """
+
+    config_class: type
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``model.safetensors`` + ``config.json`` (``self.config``) into ``directory``."""
+        save_pretrained(self, directory, self.config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike):
+        """Load a directory written by :meth:`save_pretrained` (strict: every key, every shape)."""
+        from relic.config import config_from_dict
+
+        sd, cfg = load_state(directory)
+        if cfg is None:
+            raise UserError("no config.json beside the weights", source=str(directory))
+        model = cls(config_from_dict(cls.config_class, cfg, source=f"{directory}/config.json"))
+        load_checked(model, sd, source=str(directory))
+        return model
+
 # ------------------------------------------------------------------------- Wan-2.1 DiT key formats
 #
 # Our DiT uses the ORIGINAL Wan-2.1 parameter names, so an original checkpoint maps one to one.

@@ -296,7 +296,7 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from relic.fileio import atomic_path
+    from relic.fileio import save_figure
 
     hs = result["horizons"]
     x = [h["seconds"] for h in hs]
@@ -324,9 +324,7 @@ def plot(result: dict, path: str) -> None:
     fig.suptitle(f"relic bench stream: {r['preset']} {r['resolution'][0]}x{r['resolution'][1]}, {r['precision']}, "
                  f"{r['machine']['threads']} thread(s) on a {r['machine']['cpus']}-CPU machine")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100, format="png")
 
 
 def _main(args: argparse.Namespace) -> int:

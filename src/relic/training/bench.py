@@ -146,7 +146,7 @@ def plot(result: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from relic.fileio import atomic_path
+    from relic.fileio import save_figure
 
     rows = result["rows"]
     L = [r["blocks"] for r in rows]
@@ -163,9 +163,7 @@ def plot(result: dict, path: str | Path) -> None:
     ax[1].legend()
     fig.suptitle("DMD generator back-propagation: replayed vs naive")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def add_bench_parser(sub) -> None:

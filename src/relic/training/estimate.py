@@ -251,6 +251,8 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from relic.fileio import save_figure
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, r in res["presets"].items():
         for stage in ("teacher", "dmd"):
@@ -271,19 +273,17 @@ def plot(res: dict, path: Path) -> None:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def run(out: str | Path, seconds: float = 20.0) -> dict:
-    from relic.fileio import atomic_path, write_json_atomic, write_text_atomic
+    from relic.fileio import write_json_atomic, write_text_atomic
 
     out = Path(out)
     res = estimate(seconds=seconds)
     write_json_atomic(out / "scale.json", res)
     write_text_atomic(out / "scale.md", markdown(res))
-    with atomic_path(out / "scale.png") as tmp:
-        plot(res, tmp)
+    plot(res, out / "scale.png")  # atomic (relic.fileio.save_figure)
     return res
 
 

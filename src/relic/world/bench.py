@@ -91,7 +91,7 @@ def add_bench_parser(sub) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from relic.errors import UserError
-    from relic.fileio import atomic_path, write_json_atomic
+    from relic.fileio import save_figure, write_json_atomic
 
     if not (args.seconds > 0 and args.clips > 0 and args.workers > 0):
         raise UserError("--seconds, --clips and --workers must be positive")
@@ -116,8 +116,6 @@ def _main(args: argparse.Namespace) -> int:
     ax.set_ylabel("frames / s")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(plot) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, plot, dpi=110, format="png")
     print(f"-> {args.json}, {plot}")
     return 0

@@ -49,7 +49,7 @@ def plot_stats(stats: dict, out: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from relic.fileio import atomic_path
+    from relic.fileio import save_figure
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
     a1.hist(stats["durations"], bins=min(20, max(3, len(stats["durations"]))), color="#4a7bd0")
@@ -62,9 +62,7 @@ def plot_stats(stats: dict, out: str | Path) -> None:
     a2.set_ylabel("fraction of frames")
     a2.set_title("action distribution (Algorithm 1)")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format=Path(out).suffix.lstrip(".") or "png")
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def frame_strip(out: str | Path, seeds_by_family: dict[str, list[int]], size=(224, 128), frames_per_clip: int = 4,

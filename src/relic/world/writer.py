@@ -25,18 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from relic.camera.io import write_cameras_json
 from relic.camera.trajectory import Trajectory
-from relic.fileio import write_json_atomic, write_text_atomic
-from relic.video import write_mp4
 from relic.world.defects import (IMAGE_DEFECTS, POSE_DEFECTS, apply_image_defect, apply_pose_defect,
                                  check_defects)
 from relic.world.operator import Operator, OperatorConfig, states_to_trajectory
@@ -133,27 +128,12 @@ def write_clip(clip_dir: str | Path, clip: Clip | None = None, **render_kwargs) 
     Files: video.mp4, cameras.json, caption.txt, revisits.json, depth.npz (when the clip has depth) and
     meta.json last. The directory is built as a temporary sibling and renamed into place.
     """
+    from relic.data.clips import write_clip as write_clip_dir
+
     if clip is None:
         clip = render_clip(**render_kwargs)
-    clip_dir = Path(clip_dir)
-    clip_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{clip_dir.name}.tmp-", dir=clip_dir.parent))
-    try:
-        write_mp4(tmp / "video.mp4", clip.frames, fps=clip.trajectory.fps)
-        write_cameras_json(tmp / "cameras.json", clip.trajectory)
-        write_text_atomic(tmp / "caption.txt", clip.caption + "\n")
-        write_json_atomic(tmp / "revisits.json", {"revisits": clip.revisits})
-        if clip.depth is not None:
-            np.savez_compressed(tmp / "depth.npz", depth=clip.depth.astype(np.float16))
-        write_json_atomic(tmp / "meta.json", clip.meta)
-        os.chmod(tmp, 0o755)
-        if clip_dir.exists():
-            shutil.rmtree(clip_dir)
-        os.rename(tmp, clip_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return clip_dir
+    return write_clip_dir(clip_dir, clip.frames, clip.trajectory, clip.caption, clip.revisits, clip.meta,
+                          clip.depth)
 
 
 def clip_seed(dataset_seed: int, index: int) -> int:
