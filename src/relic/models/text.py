@@ -21,6 +21,7 @@ Implementations (:func:`build_text_encoder`):
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections import OrderedDict
@@ -35,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")          # never reach the Hub, eve
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-class TextEncoder:
+class TextEncoder(abc.ABC):
     """Prompts -> per-token embeddings + mask, with an LRU cache of recent prompts.
 
     Subclasses implement :meth:`_encode_batch` and set ``dim``.
@@ -51,6 +52,7 @@ class TextEncoder:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
+    @abc.abstractmethod
     def _encode_batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode without the cache: (b n d) float, (b n) bool, n = text_len, zero where masked."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ Engine modules do no I/O; this loop is where training I/O happens.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import json
@@ -92,15 +93,17 @@ class Unit:
         return self.ema.module if (ema and self.ema is not None) else self.module
 
 
-class Task:
+class Task(abc.ABC):
     """A training stage. Subclasses implement :meth:`build`, :meth:`train_step` and :meth:`export`."""
 
     name = "task"
 
+    @abc.abstractmethod
     def build(self, trainer: "Trainer") -> None:
         """Create models and call ``trainer.add_unit`` for each trainable one."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def train_step(self, trainer: "Trainer", step: int) -> dict[str, float]:
         """One optimizer step (all micro-batches); returns scalars to log (``loss`` first)."""
         raise NotImplementedError
@@ -116,6 +119,7 @@ class Task:
     def sample(self, trainer: "Trainer", step: int) -> None:
         """Write sample videos / images (``trainer.out/samples``, TensorBoard)."""
 
+    @abc.abstractmethod
     def export(self, trainer: "Trainer", directory: Path) -> None:
         """Write the final weights as a ``from_pretrained`` directory."""
         raise NotImplementedError
