@@ -125,3 +125,27 @@ def test_hybrid_forcing_uses_the_memory_modules_compression():
     loss_grad = hybrid_forward(dit.train(), pair, comp, 2, torch.tensor([0, 3]))[0].pow(2).mean()
     loss_grad.backward()
     assert dit.blocks[0].self_attn.q.weight.grad is not None
+
+
+def test_teacher_init_applies_model_dit_overrides(tmp_path):
+    """Starting the teacher from a checkpoint keeps its weights but takes shape-free settings (RoPE scaling for
+    the 20 s horizon) from the stage config; a shape-changing override is refused with one clear error."""
+    import torch
+
+    from relic.config import DiTConfig
+    from relic.errors import UserError
+    from relic.models.dit import DiT
+    from relic.training.teacher import init_dit
+
+    torch.manual_seed(0)
+    src = DiT(DiTConfig(dim=32, ffn_dim=64, text_dim=16, num_heads=2, num_layers=1, freq_dim=32,
+                        action_hidden=16, pose_hidden=16))
+    src.save_pretrained(tmp_path / "init")
+    dit = init_dit(str(tmp_path / "init"), {"rope_scaling": "ntk", "rope_scale": 4.0})
+    assert dit.cfg.rope_scaling == "ntk" and dit.cfg.rope_scale == 4.0
+    for k, v in src.state_dict().items():
+        if v.is_floating_point() and k in dict(src.named_parameters()):
+            assert torch.equal(dit.state_dict()[k], v), k
+    assert init_dit(str(tmp_path / "init"), None).cfg == src.cfg
+    with pytest.raises(UserError, match="change the shapes"):
+        init_dit(str(tmp_path / "init"), {"ffn_dim": 96})

@@ -173,6 +173,34 @@ def euler_with_knots(model, x: torch.Tensor, sigmas: list[float], guidance: floa
     return x, [rec[k] for k in knots]
 
 
+def init_dit(init: str, dit_overrides: dict | None):
+    """Load the DiT to start from (RELIC, original Wan or diffusers format), then apply the stage's
+    ``model.dit`` overrides (e.g. ``rope_scaling: ntk`` for the 20 s horizon) on top of the checkpoint's own
+    config. Overrides that change a weight's shape are refused with one error naming them."""
+    import dataclasses
+
+    from relic.config import DiTConfig, config_from_dict, config_to_dict
+    from relic.models.dit import DiT
+
+    dit = DiT.from_pretrained(init)
+    if not dit_overrides:
+        return dit
+    cfg = config_from_dict(DiTConfig, {**config_to_dict(dit.cfg), **dit_overrides}, source="model.dit")
+    if cfg == dit.cfg:
+        return dit
+    new = DiT(cfg)
+    theirs, ours = dit.state_dict(), new.state_dict()
+    bad = sorted(k for k in ours if k in theirs and theirs[k].shape != ours[k].shape)
+    if bad:
+        changed = sorted(f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(dit.cfg, f.name))
+        raise UserError(f"model.dit overrides ({', '.join(changed)}) change the shapes of {len(bad)} weights of "
+                        f"the init checkpoint (e.g. {bad[0]}); only shape-free settings can be overridden",
+                        source=str(init))
+    new.load_state_dict(theirs, strict=True)
+    new.load_report = getattr(dit, "load_report", None)
+    return new
+
+
 class TeacherTask(Task):
     name = "teacher"
 
@@ -185,7 +213,7 @@ class TeacherTask(Task):
         from relic.models.text import build_text_encoder
 
         cfg = self.cfg
-        self.dit = DiT.from_pretrained(cfg.init) if cfg.init else DiT(self.model_cfg.dit)
+        self.dit = init_dit(cfg.init, (cfg.model or {}).get("dit")) if cfg.init else DiT(self.model_cfg.dit)
         self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
         if self.text_encoder.dim != self.dit.cfg.text_dim:
             raise UserError(f"the text encoder gives {self.text_encoder.dim}-d states but dit.text_dim is "
