@@ -223,7 +223,7 @@ def evaluate(ref_R: np.ndarray, ref_P: np.ndarray, est_R: np.ndarray, est_P: np.
         # RPE over pairs (i, i+Δ) both inside this segment and known.
         lo, hi = idx[0], idx[-1] + 1
         e_R, e_P = est_R[lo:hi].copy(), est_P[lo:hi].copy()
-        e_R[~known[lo:hi]], e_P[~known[lo:hi]] = np.eye(3), 0.0   # placeholders, masked out by pair_ok below
+        e_R[~known[lo:hi]], e_P[~known[lo:hi]] = np.eye(3), 0.0   # finite fillers for unknown frames; pair_ok below excludes them
         t_seg, r_seg = rpe_per_pair(ref_R[lo:hi], ref_P[lo:hi], e_R, e_P, delta,
                                     scale=1.0 if sim is None else sim.s) if hi - lo > delta else (None, None)
         if t_seg is not None:

@@ -55,7 +55,6 @@ class TextEncoder(abc.ABC):
     @abc.abstractmethod
     def _encode_batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode without the cache: (b n d) float, (b n) bool, n = text_len, zero where masked."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -101,12 +101,10 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def build(self, trainer: "Trainer") -> None:
         """Create models and call ``trainer.add_unit`` for each trainable one."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def train_step(self, trainer: "Trainer", step: int) -> dict[str, float]:
         """One optimizer step (all micro-batches); returns scalars to log (``loss`` first)."""
-        raise NotImplementedError
 
     def samples_per_step(self) -> int:
         """Training samples consumed per optimizer step (for the throughput shown)."""
@@ -122,7 +120,6 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def export(self, trainer: "Trainer", directory: Path) -> None:
         """Write the final weights as a ``from_pretrained`` directory."""
-        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """The data position and any other task state needed to resume exactly (JSON + tensors)."""
