@@ -114,3 +114,23 @@ def test_latent_samples_match_the_encoded_frames(clip_root, vae_dir, cache):
         seen_pal |= s["pivot"] > 0
         seen_plain |= s["pivot"] == 0
     assert seen_pal and seen_plain
+
+
+def test_bf16_encode_is_the_autocast_encode(clip_root, vae_dir, tmp_path):
+    """--precision bf16 stores what the VAE gives under bf16 autocast (the run-time start-frame arithmetic):
+    equal to an explicit autocast encode, different from fp32 only at bf16 rounding level."""
+    out = tmp_path / "bf16"
+    one = tmp_path / "one"
+    one.mkdir()
+    os.symlink(list_clips(clip_root)[0].path, one / "clip_000")
+    assert main(["data", "encode", str(one), "--vae", str(vae_dir), "--out", str(out), "--no-reverse",
+                 "--precision", "bf16"]) == 0
+    got = LatentFile(out / "clip_000.safetensors").latents(np.arange(5))
+    vae = WanVAE.from_pretrained(vae_dir).eval()
+    frames = list_clips(one)[0].frames()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = encode_frames(vae, frames)
+    with torch.no_grad():
+        fp32 = encode_frames(vae, frames)
+    torch.testing.assert_close(got.float(), want[:, :5].float())
+    assert 0 < (got.float() - fp32[:, :5]).abs().max() < 0.05 * fp32.abs().max()

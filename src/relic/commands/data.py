@@ -48,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-reverse", action="store_true",
                    help="skip the time-reversed latents (palindrome samples then need pixel mode)")
     p.add_argument("--chunk", type=int, default=8, help="latents encoded per VAE call (bounds memory; default 8)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="encoder arithmetic: fp32, or bf16 autocast (about 2x faster on CPU; default fp32)")
     p.set_defaults(func=_encode)
 
 
@@ -126,6 +128,7 @@ def _encode(args: argparse.Namespace) -> int:
     clips = list_clips(args.dir)
     if not clips:
         raise UserError("no complete clips found", source=args.dir)
-    done, skipped = encode_dataset(clips, args.vae, args.out, args.dtype, not args.no_reverse, args.chunk)
+    done, skipped = encode_dataset(clips, args.vae, args.out, args.dtype, not args.no_reverse, args.chunk,
+                                   precision=args.precision)
     print(f"encoded {done} clip(s), skipped {skipped} already cached -> {args.out}")
     return 0
