@@ -17,15 +17,20 @@ from relic.errors import UserError
 from relic.eval.suites import EvalConfig, ModelSpec, parse_suites, run_suites
 from relic.eval.suites import actions as actions_suite
 from relic.eval.suites import memory as memory_suite
+from relic.eval.suites import stability as stability_suite
 from relic.eval.suites.common import HELD_OUT_BASE as B
 from relic.eval.suites.common import ClipCache, World, WorldConfig, set_memory
 
 
 def test_parse_suites():
-    assert parse_suites("all") == ("actions", "memory", "quality", "speed")
+    assert parse_suites("all") == ("actions", "memory", "quality", "speed", "stability")
+    assert parse_suites("all", teacher=True) == ("actions", "memory", "quality", "speed", "distill", "stability")
     assert parse_suites("memory,actions,memory") == ("memory", "actions")
+    assert parse_suites("distill", teacher=True) == ("distill",)
     with pytest.raises(UserError, match="unknown suite bogus"):
         parse_suites("actions,bogus")
+    with pytest.raises(UserError, match="needs --teacher"):
+        parse_suites("quality,distill")
 
 
 def test_model_spec_parse():
@@ -43,9 +48,15 @@ def test_model_spec_parse():
     (["eval", "--preset", "relic-tiny", "--gaps", "1,x", "--out", "OUT"], "--gaps"),
     (["eval", "--preset", "relic-tiny", "--compare", "/nonexistent/b", "--out", "OUT"], "no such model directory"),
     (["eval", "--preset", "relic-tiny", "--seeds", "7", "--out", "OUT"], "held-out world seeds must be >= 2**32"),
+    (["eval", "--preset", "relic-tiny", "--suite", "distill", "--out", "OUT"], "the distill suite needs --teacher"),
+    (["eval", "--preset", "relic-tiny", "--suite", "distill", "--teacher", "/nonexistent/t", "--out", "OUT"],
+     "no such teacher directory"),
+    (["eval", "--preset", "relic-tiny", "--suite", "distill", "--teacher", "EMPTY", "--out", "OUT"],
+     "cannot load the teacher DiT"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys):
-    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    (tmp_path / "empty").mkdir()
+    argv = [str(tmp_path / "out") if a == "OUT" else str(tmp_path / "empty") if a == "EMPTY" else a for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
@@ -245,7 +256,7 @@ def test_eval_quick_end_to_end_on_random_weights(tmp_path, capsys):
     assert main(["eval", "--preset", "relic-tiny", "--suite", "all", "--quick", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["format"] == "relic-eval-report" and rep["quick"] is True
-    assert rep["suites"] == ["actions", "memory", "quality", "speed"]
+    assert rep["suites"] == ["actions", "memory", "quality", "speed", "stability"]
     assert rep["held_out"]["actions"] == [B] and rep["held_out"]["memory"] == [B + 100]
     assert rep["models"][0]["label"] == "relic-tiny"
     a = rep["actions"]
@@ -268,3 +279,108 @@ def test_eval_quick_end_to_end_on_random_weights(tmp_path, capsys):
     assert rep["videos"] and all((out / v).stat().st_size > 0 for v in rep["videos"])
     md = (out / "report.md").read_text()
     assert "## Actions" in md and "## Memory" in md and "## Quality" in md and "## Speed" in md
+
+
+def _segments(flicker, sharp, rss, kv, seg_s=20.0):
+    return [{"t_end_s": seg_s * (i + 1), "flicker": f, "sharpness": h, "rss_mib": r, "kv_bytes": k}
+            for i, (f, h, r, k) in enumerate(zip(flicker, sharp, rss, kv))]
+
+
+def test_stability_summary_logic():
+    """The stability verdicts on synthetic segment numbers (15 segments = a 5-minute stream of 20 s segments)."""
+    n = 15
+    flat = _segments([0.95] * n, [100.0] * n, [1000.0] * n, [2**20] * n)
+    s = stability_suite.summarize(flat)
+    assert s["mid_segment"] == 7 and s["stream_s"] == 300.0                  # first segment end >= 150 s
+    assert s["flicker_max_rel_dev"] == 0.0 and s["within_10pct"] == {"flicker": True, "sharpness": True, "all": True}
+    assert s["rss_growth_mib"] == 0.0 and s["memory_flat"] is True
+    # a 15 % sharpness drop at the end is outside 10 %; a 9 % flicker change is inside
+    s = stability_suite.summarize(_segments([0.95] * (n - 1) + [0.95 * 1.09], [100.0] * (n - 1) + [85.0],
+                                            [1000.0] * n, [2**20] * n))
+    assert s["sharpness_max_rel_dev"] == pytest.approx(0.15) and s["within_10pct"]["sharpness"] is False
+    assert s["flicker_max_rel_dev"] == pytest.approx(0.09) and s["within_10pct"]["flicker"] is True
+    assert s["within_10pct"]["all"] is False
+    # RSS growing 10 MiB per segment: 80 MiB over the second half > 5 % of 1000 MiB -> not flat
+    s = stability_suite.summarize(_segments([0.95] * n, [100.0] * n, [1000.0 + 10 * i for i in range(n)], [2**20] * n))
+    assert s["rss_growth_mib"] == 140.0 and s["rss_growth_second_half_mib"] == 70.0
+    assert s["rss_flat"] is False and s["memory_flat"] is False
+    # RSS growing in the first half only (warm-up), flat afterwards -> flat
+    rss = [1000.0 + 30 * min(i, 5) for i in range(n)]
+    s = stability_suite.summarize(_segments([0.95] * n, [100.0] * n, rss, [2**20] * n))
+    assert s["rss_growth_mib"] == 150.0 and s["rss_growth_second_half_mib"] == 0.0 and s["memory_flat"] is True
+    # flat RSS but an unbounded KV cache (+10 % of the mid value per segment) -> not flat
+    kv = [2**20 * (1 + 0.1 * i) for i in range(n)]
+    s = stability_suite.summarize(_segments([0.95] * n, [100.0] * n, [1000.0] * n, kv))
+    assert s["rss_flat"] is True and s["kv_bounded"] is False and s["memory_flat"] is False
+    # one segment: no deviation can be measured -> unknown, not within tolerance
+    s = stability_suite.summarize(_segments([0.95], [100.0], [1000.0], [0]))
+    assert s["within_10pct"] == {"flicker": None, "sharpness": None, "all": False}
+
+
+def test_stability_script_replays_every_motion_per_segment():
+    a = stability_suite.segment_actions(320, rot_deg=2.0)
+    assert a.shape == (320, 13)
+    assert ((a[:, :12] > 0).any(1) | (a[:, 12] == 1)).all() and not ((a[:, :12] > 0).any(1) & (a[:, 12] == 1)).any()
+    assert (a[:, :12] > 0).any(0).all()                                     # all 12 motions appear
+    assert set(np.unique(a[:, :12])) == {0.0, 1.0, 2.0}
+    np.testing.assert_array_equal(stability_suite.segment_actions(16), stability_suite.segment_actions(16))
+
+
+def test_distill_and_stability_quick(tmp_path):
+    """Both new suites end to end on random relic-tiny weights (a random teacher DiT), and their report."""
+    from relic.eval.report import write_report
+    from relic.models.dit import DiT
+
+    torch.manual_seed(1)
+    DiT(get_preset("relic-tiny").dit).save_pretrained(tmp_path / "teacher")
+    cfg = EvalConfig(quick=True, teacher=str(tmp_path / "teacher"))
+    report = run_suites([ModelSpec("relic-tiny", "tiny")], ("distill", "stability"), cfg, log=lambda m: None)
+    d = report["distill"]
+    assert d["teacher"]["steps"] == 2 and len(d["clips"]) == 1
+    rows = d["models"]["tiny"]["results"]
+    assert len(rows) == 1 and "skipped" not in rows[0]
+    r = rows[0]
+    for k in ("teacher_s", "student_s", "speedup", "psnr_early_mean_teacher", "psnr_early_mean_student"):
+        assert np.isfinite(r[k]) and r[k] > 0, k
+    assert r["speedup"] == pytest.approx(r["teacher_s"] / r["student_s"])
+    assert r["psnr_loss_db"] == pytest.approx(r["psnr_early_mean_teacher"] - r["psnr_early_mean_student"])
+    assert len(r["psnr_early_teacher"]) == len(r["psnr_early_student"]) == 5     # 5-frame clip, 1 s = 16 frames
+    s = d["models"]["tiny"]["summary"]
+    assert s["psnr_loss_db"] == pytest.approx(s["psnr_early_mean_teacher"] - s["psnr_early_mean_student"])
+    assert s["meets_target"]["speedup_20x"] == (s["speedup_median"] >= 20)
+    assert s["meets_target"]["psnr_loss_1.5db"] == (s["psnr_loss_db"] <= 1.5)
+
+    st = report["stability"]
+    assert st["seconds"] == 2.0 and st["segment_s"] == 1.0
+    segs = st["models"]["tiny"]["segments"]
+    assert [x["t_end_s"] for x in segs] == [1.0, 2.0]
+    assert segs[0]["frames"] == 17 and segs[1]["frames"] == 16
+    assert all(x["rss_mib"] > 0 and x["kv_bytes"] > 0 and 0 <= x["flicker"] <= 1 and x["fps"] > 0 for x in segs)
+    summ = st["models"]["tiny"]["summary"]
+    dev = abs(segs[1]["sharpness"] / segs[0]["sharpness"] - 1)
+    assert summ["sharpness_max_rel_dev"] == pytest.approx(dev)
+    assert summ["within_10pct"]["sharpness"] == (dev <= 0.1)
+    assert summ["rss_growth_mib"] == pytest.approx(segs[1]["rss_mib"] - segs[0]["rss_mib"])
+
+    write_report(report, tmp_path / "out", videos=False)
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert {"distill.png", "stability.png", "stability_strips.png"} <= set(rep["plots"])
+    assert all((tmp_path / "out" / p).stat().st_size > 0 for p in rep["plots"])
+    assert "_strips" not in rep["stability"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Distillation (teacher vs student)" in md and "## Stability (long stream)" in md
+
+
+def test_load_teacher_accepts_a_model_directory(tmp_path):
+    from relic.eval.suites.distill import load_teacher
+    from relic.models.dit import DiT
+    from relic.models.vae import WanVAE
+    from relic.runtime.stream import save_model_dir
+
+    cfg = get_preset("relic-tiny")
+    save_model_dir(tmp_path / "m", cfg, DiT(cfg.dit), WanVAE(cfg.vae))
+    assert load_teacher(str(tmp_path / "m")).cfg == cfg.dit
+    (tmp_path / "m" / "dit.safetensors").write_bytes(b"junk")
+    with pytest.raises(UserError, match="cannot load the teacher DiT") as e:
+        load_teacher(str(tmp_path / "m"))
+    assert len(str(e.value).splitlines()) == 1

@@ -6,6 +6,7 @@
     relic eval --preset relic-tiny --suite all --quick --out /tmp/report          # CI: random weights
     relic eval --model runs/student --label student --compare teacher=runs/teacher \\
         student-nomem=runs/student:nomem --suite actions,memory --out report/
+    relic eval --model runs/student --teacher runs/teacher/final --suite distill,stability --out report/
 
 See docs/eval.md ("Suites and report").
 """
@@ -16,7 +17,8 @@ import argparse
 
 
 def register(subparsers) -> None:
-    help_ = "Evaluate a model: action accuracy, memory revisits, quality and speed, in one report."
+    help_ = ("Evaluate a model: action accuracy, memory revisits, quality, speed, teacher distillation and "
+             "long-stream stability, in one report.")
     p = subparsers.add_parser("eval", help=help_, description=help_ + " Writes report.json, report.md, plots "
                               "and sample mp4s into --out.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -26,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="evaluate the model as the window-only student (memory off)")
     p.add_argument("--suite", default="all",
-                   help="actions, memory, quality, speed, a comma-separated list, or all (default all)")
+                   help="actions, memory, quality, speed, distill (needs --teacher), stability, a comma-separated "
+                        "list, or all (default: all = every suite but distill, plus distill with --teacher)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quick", action="store_true", help="tiny batteries (CI smoke run; not a measurement)")
     p.add_argument("--compare", nargs="+", default=[], metavar="[LABEL=]DIR[:nomem]",
@@ -42,6 +45,11 @@ def register(subparsers) -> None:
     p.add_argument("--lpips-weights", default=None, metavar="PATH",
                    help="local LPIPS (AlexNet) safetensors; without it LPIPS is omitted")
     p.add_argument("--no-videos", action="store_true", help="do not write sample mp4s")
+    p.add_argument("--teacher", default=None, metavar="DIR",
+                   help="teacher DiT directory for the distill suite (what `relic train teacher` exports to "
+                        "<out>/final, or a model directory)")
+    p.add_argument("--teacher-steps", type=int, default=20, metavar="N",
+                   help="Euler steps of the teacher's CFG sampler (default 20; --quick: 2)")
     p.set_defaults(func=_eval, _parser=p)
 
 
@@ -54,7 +62,7 @@ def _eval(args: argparse.Namespace) -> int:
     from relic.eval.suites import EvalConfig, ModelSpec, parse_suites, run_suites
     from relic.eval.suites.common import check_source
 
-    suites = parse_suites(args.suite)
+    suites = parse_suites(args.suite, teacher=args.teacher is not None)
     source = args.model or args.preset
     if args.model is not None:
         check_source(args.model)
@@ -77,7 +85,7 @@ def _eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(quick=args.quick, seeds=tuple(args.seeds) if args.seeds else None,
                      memory_seeds=tuple(args.memory_seeds) if args.memory_seeds else None, gaps_s=gaps,
                      decoder=args.decoder, precision=args.precision, lpips_weights=args.lpips_weights,
-                     sample_videos=not args.no_videos)
+                     sample_videos=not args.no_videos, teacher=args.teacher, teacher_steps=args.teacher_steps)
     report = run_suites(models, suites, cfg, log=lambda m: print(m, flush=True))
     paths = write_report(report, out, videos=cfg.sample_videos)
     print(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(paths) - 2} plots/videos")

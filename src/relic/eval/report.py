@@ -12,6 +12,11 @@
 * ``memory_strips.png`` — frame strips first visit / revisit / ground truth, memory on and off;
 * ``quality_psnr_early.png`` — per-frame PSNR against the ground truth over the first second;
 * ``speed.png`` — FPS and block time per horizon per model;
+* ``distill.png`` — per clip: early-frame PSNR of teacher and student against the ground truth, and the
+  student's speedup over the teacher (the 20x target dashed);
+* ``stability.png`` — flicker, sharpness and process RSS per segment over stream time (dashed: ±10 % of
+  segment 0 for the proxies; for RSS, the memory-flat limit over the second half);
+* ``stability_strips.png`` — the start frame and the last frame of every segment of each model's stream;
 * ``videos/*.mp4`` — ground truth | generated, side by side (:mod:`relic.video`).
 """
 
@@ -228,6 +233,80 @@ def plot_speed(speed: dict, out: Path) -> Path:
     return _save(fig, out / "speed.png")
 
 
+def plot_distill(distill: dict, out: Path) -> Path:
+    plt = _plt()
+    rows = [(label, r) for label, m in distill["models"].items() for r in m["results"] if "skipped" not in r]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(rows) + 5), 4))
+    x = np.arange(len(rows))
+    names = [f"{label}\n{r['clip']}\n{r['seed']}" for label, r in rows]
+    for k, (key, name) in enumerate((("psnr_early_mean_teacher", "teacher"), ("psnr_early_mean_student", "student"))):
+        vals = [r[key] if r[key] is not None else np.nan for _, r in rows]
+        axes[0].bar(x + (k - 0.5) * 0.4, vals, 0.4, label=name, color="gray" if k == 0 else "C0")
+    axes[0].set_ylabel(f"PSNR vs ground truth (dB), first {distill['early_seconds']:g} s w/o frame 0")
+    axes[1].bar(x, [r["speedup"] for _, r in rows], 0.6, color="C1")
+    axes[1].axhline(distill["targets"]["speedup"], color="k", ls="--", lw=1,
+                    label=f"target {distill['targets']['speedup']:g}x")
+    axes[1].set_ylabel("speedup (teacher s / student s)")
+    for ax in axes:
+        ax.set_xticks(x, names, fontsize=6)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Distillation: teacher ({distill['teacher']['steps']} Euler steps, CFG "
+                 f"{distill['teacher']['guidance']:g}) vs student, per clip")
+    fig.tight_layout()
+    return _save(fig, out / "distill.png")
+
+
+def plot_stability(st: dict, out: Path) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for k, (label, m) in enumerate(st["models"].items()):
+        segs, summ = m["segments"], m["summary"]
+        t = [s["t_end_s"] for s in segs]
+        for ax, key in ((axes[0], "flicker"), (axes[1], "sharpness")):
+            y = [s[key] if s[key] is not None else np.nan for s in segs]
+            ax.plot(t, y, "o-", color=f"C{k}", label=label)
+            if y and np.isfinite(y[0]):
+                tol = summ["tolerances"]["quality"]
+                for f in (1 - tol, 1 + tol):
+                    ax.axhline(y[0] * f, color=f"C{k}", ls="--", lw=0.8)
+        axes[2].plot(t, [s["rss_mib"] for s in segs], "o-", color=f"C{k}", label=label)
+        mid = summ["mid_segment"]
+        limit = segs[mid]["rss_mib"] + summ["tolerances"]["rss"] * segs[0]["rss_mib"]
+        axes[2].hlines(limit, t[mid], t[-1], color=f"C{k}", ls="--", lw=0.8)
+    for ax, yl in ((axes[0], "temporal flicker (1 = no change)"), (axes[1], "sharpness (Laplacian variance)"),
+                   (axes[2], "process RSS (MiB)")):
+        ax.set_xlabel("stream time at the segment's end (s)")
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Stability over a {st['seconds']:g} s stream ({st['segment_s']:g} s segments; dashed: ±10 % of "
+                 "segment 0, and the RSS limit of memory_flat over the second half)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out / "stability.png")
+
+
+def plot_stability_strips(st: dict, out: Path, max_cols: int = 8) -> Path:
+    plt = _plt()
+    strips = st["_strips"]
+    n = max(len(f) for _, f in strips.values())
+    cols = sorted(set(np.linspace(0, n - 1, min(n, max_cols - 1)).round().astype(int).tolist()))
+    fig, axes = plt.subplots(len(strips), len(cols) + 1, figsize=(1.8 * (len(cols) + 1), 1.4 * len(strips) + 0.5),
+                             squeeze=False)
+    seg_s = st["models"][next(iter(strips))]["segments"]
+    for r, (label, (frame0, frames)) in enumerate(strips.items()):
+        for c, (img, title) in enumerate([(frame0, "start")] + [(frames[i], f"{seg_s[i]['t_end_s']:g} s")
+                                                                for i in cols if i < len(frames)]):
+            ax = axes[r, c]
+            ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=7)
+        axes[r, 0].set_ylabel(label, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out / "stability_strips.png")
+
+
 # ------------------------------------------------------------------------------------------------ videos
 def write_videos(report: dict, out: Path, fps: int, per_model: int = 2) -> list[Path]:
     """Ground truth | generated side-by-side mp4s: per model its first ``per_model`` stored clips (actions /
@@ -345,6 +424,50 @@ def _md_speed(sp: dict, lines: list[str]) -> None:
     lines.append("")
 
 
+def _md_distill(d: dict, lines: list[str]) -> None:
+    t = d["teacher"]
+    lines += ["## Distillation (teacher vs student)", "",
+              f"Clips {', '.join(d['clips'])} in scenes {d['seeds']}, from the same first frame, caption, actions "
+              f"and poses. Teacher: {t['steps']} Euler steps with CFG {t['guidance']:g} (shift {t['shift']:g}), "
+              "decoded by the full VAE; student: the streamed clip (its own decoder). Time: wall clock of the "
+              f"whole clip. PSNR: mean over the first {d['early_seconds']:g} s but frame 0, against the ground "
+              "truth. Targets: "
+              f"speedup ≥ {d['targets']['speedup']:g}x and PSNR loss ≤ {d['targets']['psnr_loss_db']:g} dB.", "",
+              "| model | clips | teacher (s) | student (s) | speedup (median) | PSNR teacher | PSNR student | "
+              "loss (dB) | speedup target | PSNR target |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, m in d["models"].items():
+        s = m["summary"]
+        ok = s["meets_target"]
+        lines.append(f"| {label} | {s['n_clips']} | {_fmt(s['teacher_s_mean'], 2)} | {_fmt(s['student_s_mean'], 2)} | "
+                     f"{_fmt(s['speedup_median'], 1)} | {_fmt(s['psnr_early_mean_teacher'], 2)} | "
+                     f"{_fmt(s['psnr_early_mean_student'], 2)} | {_fmt(s['psnr_loss_db'], 2)} | "
+                     f"{'met' if ok['speedup_20x'] else 'not met'} | {'met' if ok['psnr_loss_1.5db'] else 'not met'} |")
+    lines.append("")
+
+
+def _md_stability(st: dict, lines: list[str]) -> None:
+    lines += ["## Stability (long stream)", ""]
+    if "skipped" in st:
+        lines += [f"Skipped: {st['skipped']}.", ""]
+        return
+    lines += [f"One {st['seconds']:g} s stream per model from scene {st['seed']} (a cycle of "
+              f"{len(st['motions'])} motions replayed in every {st['segment_s']:g} s segment). Deviation: "
+              "max over later segments of |x / x₀ − 1| against segment 0. memory_flat: RSS growth over the "
+              "second half < 5 % of segment 0's RSS, and stored K/V bytes growing ≤ 5 % over the second half.", "",
+              "| model | segments | flicker dev | sharpness dev | within 10 % | RSS start (MiB) | RSS growth (MiB) | "
+              "2nd-half growth (MiB) | KV end (MiB) | archive_latents | memory flat |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, m in st["models"].items():
+        s = m["summary"]
+        w = s["within_10pct"]
+        lines.append(f"| {label} | {s['segments']} | {_fmt(s['flicker_max_rel_dev'], 3)} | "
+                     f"{_fmt(s['sharpness_max_rel_dev'], 3)} | {'yes' if w['all'] else 'no'} | "
+                     f"{s['rss_start_mib']:.0f} | {s['rss_growth_mib']:.1f} | {s['rss_growth_second_half_mib']:.1f} | "
+                     f"{s['kv_bytes_end'] / 2**20:.2f} | {m['memory_config']['archive_latents']} | "
+                     f"{'yes' if s['memory_flat'] else 'no'} |")
+    lines.append("")
+
+
 def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> str:
     lines = ["# RELIC evaluation report", "",
              f"Created {report['created_utc']}; suites: {', '.join(report['suites'])}"
@@ -355,7 +478,8 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
                      f"(dim {m['dit']['dim']}, {m['dit']['layers']} layers) | {m['resolution'][1]}x{m['resolution'][0]} "
                      f"@ {m['fps']} fps |")
     ho = report["held_out"]
-    lines += ["", f"Held-out world seeds: actions/quality {ho['actions']}, memory {ho['memory']} ({ho['note']}).", ""]
+    lines += ["", f"Held-out world seeds: actions/quality/distill {ho['actions']}, memory {ho['memory']}"
+              + (f", stability {ho['stability']}" if ho.get("stability") else "") + f" ({ho['note']}).", ""]
     names = {p.name for p in plots}
 
     def img(name: str, alt: str) -> None:
@@ -378,6 +502,13 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
     if "speed" in report:
         _md_speed(report["speed"], lines)
         img("speed.png", "speed")
+    if "distill" in report:
+        _md_distill(report["distill"], lines)
+        img("distill.png", "teacher vs student")
+    if "stability" in report:
+        _md_stability(report["stability"], lines)
+        img("stability.png", "stability over the stream")
+        img("stability_strips.png", "frames along the stream")
     if videos:
         lines += ["## Sample videos (ground truth | generated)", ""]
         lines += [f"* [{v.name}]({v.relative_to(out).as_posix()})" for v in videos]
@@ -402,6 +533,12 @@ def write_report(report: dict, out_dir: str | Path, videos: bool = True) -> list
         plots.append(plot_quality(report["quality"], out))
     if "speed" in report:
         plots.append(plot_speed(report["speed"], out))
+    if "distill" in report and any("skipped" not in r for m in report["distill"]["models"].values()
+                                   for r in m["results"]):
+        plots.append(plot_distill(report["distill"], out))
+    if report.get("stability", {}).get("models"):
+        plots.append(plot_stability(report["stability"], out))
+        plots.append(plot_stability_strips(report["stability"], out))
     vids = write_videos(report, out, report["models"][0]["fps"]) if videos else []
     data = _json_safe(report)
     data["plots"] = [p.name for p in plots]

@@ -1,4 +1,4 @@
-"""The evaluation suites behind ``relic eval`` (paper §5.3): actions, memory, quality, speed.
+"""The evaluation suites behind ``relic eval`` (paper §5.3): actions, memory, quality, speed, distill, stability.
 
 ::
 
@@ -20,7 +20,11 @@ from relic.errors import UserError
 from relic.eval.suites.common import HELD_OUT_BASE, ClipCache, ModelSpec, World, WorldConfig, check_source, \
     model_summary, open_session
 
-SUITES = ("actions", "memory", "quality", "speed")
+SUITES = ("actions", "memory", "quality", "speed", "distill", "stability")
+#: What ``all`` runs; plus ``distill`` when a teacher is given.
+ALL = ("actions", "memory", "quality", "speed", "stability")
+NEEDS_TEACHER = ("the distill suite needs --teacher DIR (a teacher DiT directory, e.g. what `relic train teacher` "
+                 "exports to <out>/final)")
 
 
 @dataclass
@@ -37,6 +41,9 @@ class EvalConfig:
         decoder, precision: how sessions run (``tiny``/``vae``, ``bf16``/``fp32``).
         lpips_weights: local LPIPS (AlexNet) safetensors; None omits LPIPS.
         sample_videos: write sample mp4s.
+        teacher: the distill suite's teacher DiT directory (``DiT.from_pretrained``, or a model directory);
+            teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler.
+        stability_seconds, stability_segment_s: the stability suite's stream length and segment (seconds).
     """
 
     quick: bool = False
@@ -53,6 +60,12 @@ class EvalConfig:
     lpips_weights: str | None = None
     sample_videos: bool = True
     model_seed: int = 0
+    teacher: str | None = None
+    teacher_steps: int = 20
+    teacher_guidance: float = 3.0
+    teacher_shift: float = 5.0
+    stability_seconds: float = 300.0
+    stability_segment_s: float = 20.0
 
     def action_seeds(self) -> list[int]:
         if self.seeds is not None:
@@ -65,14 +78,17 @@ class EvalConfig:
         return [HELD_OUT_BASE + 100 + i for i in range(1 if self.quick else 2)]
 
 
-def parse_suites(text: str) -> tuple[str, ...]:
-    """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one)."""
+def parse_suites(text: str, teacher: bool = False) -> tuple[str, ...]:
+    """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one, or ``distill`` without a
+    teacher). ``all`` is :data:`ALL`, plus ``distill`` when ``teacher``."""
     names = [s.strip() for s in str(text).split(",") if s.strip()]
     if names == ["all"]:
-        return SUITES
+        return tuple(n for n in SUITES if n in ALL or (teacher and n == "distill"))
     bad = [n for n in names if n not in SUITES]
     if bad or not names:
         raise UserError(f"unknown suite {', '.join(bad) or repr(text)} (choose from {', '.join(SUITES)} or all)")
+    if "distill" in names and not teacher:
+        raise UserError(NEEDS_TEACHER)
     return tuple(dict.fromkeys(names))
 
 
@@ -100,6 +116,17 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                         f"32-bit), got {low[0]}")
     if cfg.lpips_weights is not None and not os.path.isfile(cfg.lpips_weights):
         raise UserError("no such LPIPS weights file", source=cfg.lpips_weights)
+    teacher = None
+    if "distill" in suites:
+        if not cfg.teacher:
+            raise UserError(NEEDS_TEACHER)
+        if cfg.teacher_steps < 1:
+            raise UserError(f"--teacher-steps must be >= 1, got {cfg.teacher_steps}")
+        from relic.eval.suites.distill import load_teacher
+        teacher = load_teacher(cfg.teacher)
+    if "stability" in suites and not (0 < cfg.stability_segment_s <= cfg.stability_seconds):
+        raise UserError(f"stability: need 0 < segment ({cfg.stability_segment_s} s) <= stream "
+                        f"({cfg.stability_seconds} s)")
     sessions = [open_session(m, decoder=cfg.decoder, precision=cfg.precision, seed=cfg.model_seed) for m in models]
     c0 = sessions[0].cfg
     for s in sessions[1:]:
@@ -115,15 +142,16 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                     "threads": torch.get_num_threads(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
         "held_out": {"note": f"world seeds >= 2**32 = {HELD_OUT_BASE}: training scene seeds are 32-bit "
                              "(relic.world.writer.clip_seed), so these scenes are never in a training set",
-                     "actions": cfg.action_seeds() if {"actions", "quality"} & set(suites) else [],
-                     "memory": cfg.revisit_seeds() if "memory" in suites else []},
+                     "actions": cfg.action_seeds() if {"actions", "quality", "distill"} & set(suites) else [],
+                     "memory": cfg.revisit_seeds() if "memory" in suites else [],
+                     "stability": cfg.action_seeds() if "stability" in suites else []},
         "models": [{**model_summary(s), "source": m.source} for s, m in zip(sessions, models)],
         "timing_s": {},
     }
     wcfg = WorldConfig(width=c0.width, height=c0.height, fov_deg=c0.memory.fov_deg, speed_m=cfg.speed_m)
     report["world"] = {**asdict(wcfg), "K": wcfg.K.tolist()}
     cache = ClipCache()
-    world = World(wcfg) if {"actions", "memory", "quality"} & set(suites) else None
+    world = World(wcfg) if {"actions", "memory", "quality", "distill", "stability"} & set(suites) else None
     try:
         for name in SUITES:
             if name not in suites:
@@ -151,6 +179,16 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
             elif name == "speed":
                 from relic.eval.suites import speed
                 report["speed"] = speed.run(sessions, cfg.quick, cfg.speed_horizons_s, cfg.speed_blocks)
+            elif name == "distill":
+                from relic.eval.suites import distill
+                report["distill"] = distill.run(sessions, world, cache, teacher, cfg.action_seeds(), c0.fps,
+                                                cfg.quick, cfg.frames, cfg.rot_deg, cfg.teacher_steps,
+                                                cfg.teacher_guidance, cfg.teacher_shift)
+            elif name == "stability":
+                from relic.eval.suites import stability
+                report["stability"] = stability.run(sessions, world, cfg.action_seeds(), cfg.quick,
+                                                    cfg.stability_seconds, cfg.stability_segment_s, cfg.rot_deg,
+                                                    log=log)
             report["timing_s"][name] = round(time.perf_counter() - t0, 2)
             log(f"suite {name}: {report['timing_s'][name]:.1f} s")
     finally:
@@ -160,4 +198,4 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
     return report
 
 
-__all__ = ["SUITES", "EvalConfig", "ModelSpec", "parse_suites", "run_suites"]
+__all__ = ["SUITES", "ALL", "EvalConfig", "ModelSpec", "parse_suites", "run_suites"]

@@ -46,6 +46,15 @@ def _mean(v) -> float | None:
     return float(np.mean(f)) if f else None
 
 
+def early_psnr(frames: np.ndarray, gt: np.ndarray, fps: int, early_seconds: float = 1.0
+               ) -> tuple[list[float], float | None]:
+    """Per-frame PSNR (dB) of uint8 (T h w 3) ``frames`` against ``gt`` over the first ``early_seconds``
+    (frame 0 included, at least 2 frames) and its mean over frames 1… (None when nothing is finite)."""
+    k = min(len(frames), max(2, int(round(early_seconds * fps)) + 1))
+    p = per_frame(psnr, frames[:k], gt[:k])
+    return [float(x) for x in p], _mean(p[1:])
+
+
 def run(sessions: list, world: World, cache: ClipCache, seeds: list[int], fps: int, quick: bool = False,
         frames: int = 25, rot_deg: float = 2.0, early_seconds: float = 1.0, lpips=None) -> dict:
     """Every model on every (seed, clip). ``lpips``: an optional callable (a, b uint8 (f h w 3)) -> (f,)."""
