@@ -172,7 +172,9 @@ def relic_tiny() -> RelicConfig:
         # token_budget: attention over the context dominates a block on CPU (~2.5 us per context token per
         # layer and forward); 896 tokens = first frame + 4-latent window (560) + 336 tokens of selected
         # compressed memory, ~10x fewer than the full cache at 20 s; keeps block time flat with the horizon.
-        memory=MemoryConfig(window=4, dtype="bf16", token_budget=896),
+        # archive_latents: 240 stored memory latents = the last ~60 s (3x the paper's 20 s horizon) at ~75 KB
+        # each, so a stream of any length holds at most ~18 MB of K/V (the lowest-scoring latent is dropped).
+        memory=MemoryConfig(window=4, dtype="bf16", token_budget=896, archive_latents=240),
         text_encoder="minilm", text_len=32,
     )
 

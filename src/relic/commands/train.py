@@ -29,7 +29,7 @@ STAGES = {
 
 
 def register(subparsers) -> None:
-    _, sub = add_group(subparsers, "train", "Training stages: vae, tiny-decoder, teacher, ode-pairs, ode-init, dmd.")
+    _, sub = add_group(subparsers, "train", "Training stages: vae, tiny-decoder, teacher, ode-pairs, ode-init, dmd; package.")
     for stage, (_, _, help_) in STAGES.items():
         p = sub.add_parser(stage, help=help_, description=help_ + " Overrides look like optim.lr=1e-4.")
         p.add_argument("--config", default=None, help=f"YAML config (e.g. configs/tiny/{stage}.yaml)")
@@ -38,6 +38,18 @@ def register(subparsers) -> None:
         p.add_argument("--resume", action="store_true",
                        help="continue from the latest checkpoint in the run directory")
         p.set_defaults(func=_run, stage=stage)
+    help_ = "Assemble a model directory (config.json + safetensors) from the stage exports."
+    p = sub.add_parser("package", help=help_, description=help_ + " This is what `relic play`, `relic generate` "
+                       "and `relic eval --model` load (see relic.training.package).")
+    p.add_argument("--preset", default="relic-tiny", help="runtime settings to ship with (default relic-tiny)")
+    p.add_argument("--dit", required=True, help="student DiT export (e.g. runs/tiny/dmd/final)")
+    p.add_argument("--vae", required=True, help="VAE export (e.g. runs/tiny/vae/final)")
+    p.add_argument("--tiny-decoder", default=None, help="tiny decoder export (e.g. runs/tiny/tiny_decoder/final)")
+    p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="storage dtype (default bf16)")
+    p.add_argument("--memory", nargs="*", default=[], metavar="key=value",
+                   help="MemoryConfig overrides, e.g. archive_latents=240 (values parsed as YAML)")
+    p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    p.set_defaults(func=_package)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -48,4 +60,23 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_stage_config(getattr(module, cls_name), args.config, args.overrides)
     final = module.run(cfg, {"stage": args.stage, **to_dict(cfg)}, resume=args.resume)
     print(f"{args.stage}: wrote {final}")
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    import yaml
+
+    from relic.errors import UserError
+    from relic.training.package import package_model, size_bytes
+
+    memory = {}
+    for item in args.memory:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--memory expects key=value, got {item!r}")
+        memory[key] = yaml.safe_load(value)
+    out = package_model(args.out, args.preset, args.dit, args.vae, args.tiny_decoder, args.dtype, memory,
+                        extra={"preset": args.preset, "dit": args.dit, "vae": args.vae,
+                               "tiny_decoder": args.tiny_decoder, "dtype": args.dtype})
+    print(f"package: wrote {out} ({size_bytes(out) / 2**20:.1f} MiB)")
     return 0
