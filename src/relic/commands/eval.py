@@ -21,8 +21,9 @@ def register(subparsers) -> None:
              "long-stream stability, in one report.")
     p = subparsers.add_parser("eval", help=help_, description=help_ + " Writes report.json, report.md, plots "
                               "and sample mp4s into --out.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", default=None, help="model directory (config.json + safetensors)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="model directory (config.json + safetensors; default: "
+                     "$RELIC_MODEL, else the shipped weights/relic-tiny)")
     src.add_argument("--preset", default=None, help="preset name with random weights (e.g. relic-tiny)")
     p.add_argument("--label", default=None, help="name of the model in the report (default: directory/preset name)")
     p.add_argument("--no-memory", action="store_true",
@@ -63,11 +64,16 @@ def _eval(args: argparse.Namespace) -> int:
     from relic.eval.suites.common import check_source
 
     suites = parse_suites(args.suite, teacher=args.teacher is not None)
-    source = args.model or args.preset
-    if args.model is not None:
+    if args.model is None and args.preset is None:
+        from relic.runtime.default import default_model
+        source = default_model()
+        check_source(source)                                      # a model directory or a preset name
+    elif args.model is not None:
+        source = args.model
         check_source(args.model)
     else:
         from relic.config import get_preset
+        source = args.preset
         get_preset(args.preset)                                   # UserError for an unknown preset
     label = args.label or (Path(source.rstrip("/")).name + ("-nomem" if args.no_memory else ""))
     models = [ModelSpec(source, label, not args.no_memory)] + [ModelSpec.parse(c) for c in args.compare]

@@ -19,8 +19,9 @@ def register(subparsers) -> None:
                         "(keys w a s d e q up down left right z x, or action names; see docs/runtime.md)")
     p.add_argument("--out", required=True, help="output .mp4 (H.264, yuv420p)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", default=None, help="model directory (config.json + safetensors)")
-    src.add_argument("--preset", default=None, help="preset name with random weights (default relic-tiny)")
+    src.add_argument("--model", default=None, help="model directory (config.json + safetensors; default: "
+                     "$RELIC_MODEL, else the shipped weights/relic-tiny)")
+    src.add_argument("--preset", default=None, help="preset name with random weights (e.g. relic-tiny)")
     p.add_argument("--gamma", type=float, default=1.0, help="speed coefficient γ (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--decoder", choices=["tiny", "vae"], default="tiny", help="frame decoder (default tiny)")
@@ -70,7 +71,9 @@ def _generate(args: argparse.Namespace) -> int:
 
         env = init_distributed(DistributedConfig(sp_size=int(__import__("os").environ["WORLD_SIZE"])))
         sp, main = SequenceParallel(env.mesh.get_group("sp")), env.is_main
-    session = StreamingSession.from_pretrained(args.model or args.preset or "relic-tiny", decoder=args.decoder,
+    from relic.runtime.default import default_model
+
+    session = StreamingSession.from_pretrained(args.model or args.preset or default_model(), decoder=args.decoder,
                                                gamma=args.gamma, precision=args.precision, sp=sp,
                                                quantize=args.quantize,
                                                device=current_device())

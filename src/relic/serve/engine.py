@@ -7,24 +7,13 @@ HUD. :func:`load_engines` builds the warmed-up engines of ``relic play``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from relic.camera import STATIC
 
-REPO_MODEL = Path(__file__).resolve().parents[3] / "weights" / "relic-tiny"
-
-
-def default_model() -> str:
-    """The default model: $RELIC_MODEL, else the shipped ``weights/relic-tiny``, else the relic-tiny preset."""
-    env = os.environ.get("RELIC_MODEL")
-    if env:
-        return env
-    if (REPO_MODEL / "config.json").is_file():
-        return str(REPO_MODEL)
-    return "relic-tiny"
+from relic.runtime.default import REPO_MODEL, default_model  # noqa: F401  (re-exported for the apps)
 
 
 class Engine:
