@@ -22,7 +22,7 @@ from relic.runtime.default import default_model
 from relic.runtime.stream import StreamingSession
 from relic.serve.scenes import load_scenes
 
-DEFAULT_KEYS = "none*16 w*48 left*40 w*32 d*24 right*40 s*32 up*16 down*16 none*8"
+DEFAULT_KEYS = "none*8 w*32 left*32 d*16 right*32 s*16"
 
 
 def parse(keys: str) -> list[tuple[str, int]]:
@@ -36,9 +36,9 @@ def parse(keys: str) -> list[tuple[str, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/images/play.gif")
-    ap.add_argument("--scene", type=int, default=0, help="index of the bundled start scene")
+    ap.add_argument("--scene", type=int, default=1, help="index of the bundled start scene")
     ap.add_argument("--keys", default=DEFAULT_KEYS, help="key*frames tokens (none = no key)")
-    ap.add_argument("--scale", type=float, default=1.5)
+    ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--every", type=int, default=2, help="keep every n-th frame")
     args = ap.parse_args()
 
