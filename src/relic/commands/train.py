@@ -64,17 +64,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    import yaml
-
     from relic.errors import UserError
+    from relic.training.config import parse_override
     from relic.training.package import package_model, size_bytes
 
     memory = {}
     for item in args.memory:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--memory expects key=value, got {item!r}")
-        memory[key] = yaml.safe_load(value)
+        parts, value = parse_override(item)                 # the stages' override syntax (YAML values)
+        if len(parts) != 1:
+            raise UserError(f"--memory expects key=value with a MemoryConfig field as key, got {item!r}")
+        memory[parts[0]] = value
     out = package_model(args.out, args.preset, args.dit, args.vae, args.tiny_decoder, args.dtype, memory,
                         extra={"preset": args.preset, "dit": args.dit, "vae": args.vae,
                                "tiny_decoder": args.tiny_decoder, "dtype": args.dtype})
