@@ -20,7 +20,7 @@ from relic.errors import UserError
 from relic.training.checkpoint import (flatten_state, latest_checkpoint, list_checkpoints, load_checkpoint,
                                        save_checkpoint, unflatten_state)
 from relic.training.config import LoopConfig, OptimConfig, apply_overrides, load_stage_config, parse_override
-from relic.training.loop import Task, Trainer, lr_factor, read_metrics
+from relic.training.loop import Task, Trainer, lr_factor, param_groups, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,3 +219,46 @@ def test_cli_reports_bad_override_as_user_error(tmp_path, capsys):
 
     rc = main(["train", "vae", "--config", str(ROOT / "configs/smoke/vae.yaml"), "loop.nonsense=1"])
     assert rc == 2 and "nonsense" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- per-module LR multipliers
+
+def _two_part_net():
+    torch.manual_seed(0)
+    return nn.ModuleDict({"backbone": nn.Linear(4, 4), "cond": nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))})
+
+
+def test_lr_mult_groups_and_schedule(tmp_path):
+    net = _two_part_net()
+    cfg = OptimConfig(lr=1e-3, warmup_steps=2, schedule="cosine", lr_mult={"cond": 10.0})
+    groups = param_groups(net, cfg)
+    assert [g["lr"] for g in groups] == [1e-3, 1e-2]                    # base group first
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net["cond"].parameters()}
+    t = Trainer(ToyTask(), tmp_path, LoopConfig(steps=10, progress=False))
+    unit = t.add_unit("net", net, cfg)
+    for _ in range(5):
+        unit.optimizer.step()                                            # no grads: leaves the weights alone
+        unit.scheduler.step()
+    lrs = [g["lr"] for g in unit.optimizer.param_groups]
+    assert lrs[1] == pytest.approx(10 * lrs[0]) and lrs[0] == pytest.approx(1e-3 * lr_factor(5, 10, cfg))
+
+
+def test_lr_mult_scales_the_first_adam_update():
+    """Adam's first step moves every parameter by ~lr (m/√v = ±1): the multiplied module moves 10× farther."""
+    net = _two_part_net()
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    opt = torch.optim.AdamW(param_groups(net, OptimConfig(lr=1e-3, weight_decay=0.0, lr_mult={"cond": 10})),
+                            lr=1e-3, weight_decay=0.0)
+    net["cond"](net["backbone"](torch.randn(8, 4))).square().sum().backward()
+    opt.step()
+    step = {k: (v.detach() - before[k]).abs() for k, v in net.named_parameters()}
+    assert torch.allclose(step["backbone.weight"], torch.full((4, 4), 1e-3), rtol=1e-3)
+    assert torch.allclose(step["cond.0.weight"], torch.full((4, 4), 1e-2), rtol=1e-3)
+
+
+def test_lr_mult_rejects_unknown_prefix_and_bad_values():
+    with pytest.raises(UserError, match="matches no trainable parameter"):
+        param_groups(_two_part_net(), OptimConfig(lr_mult={"conditioning": 10}))
+    with pytest.raises(UserError, match="must be > 0"):
+        param_groups(_two_part_net(), OptimConfig(lr_mult={"cond": 0}))
+    assert len(param_groups(_two_part_net(), OptimConfig(lr_mult={"cond.0": 2}))) == 2   # prefixes are dotted paths

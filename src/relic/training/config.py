@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +35,9 @@ class OptimConfig:
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0        # max global grad norm (None: no clipping)
+    # LR multipliers by parameter-name prefix, e.g. {action_encoder: 10, pose_encoder: 10}: modules that start
+    # from zero (the conditioning encoders) learn faster than the backbone they steer. First match wins.
+    lr_mult: dict = field(default_factory=dict)
 
 
 @dataclass

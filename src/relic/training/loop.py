@@ -58,6 +58,33 @@ def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def param_groups(module: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """The module's trainable parameters as optimizer groups: one per ``cfg.lr_mult`` multiplier.
+
+    A parameter whose name starts with a prefix of ``cfg.lr_mult`` gets ``lr = cfg.lr * mult`` (first matching
+    prefix); the rest get ``cfg.lr``. Empty groups are dropped. Raises UserError on a prefix that matches no
+    trainable parameter (a typo would otherwise silently train at the base LR).
+    """
+    mults = {str(k): float(v) for k, v in (cfg.lr_mult or {}).items()}
+    for k, v in mults.items():
+        if not v > 0:
+            raise UserError(f"optim.lr_mult[{k!r}] must be > 0, got {v}")
+    buckets: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        prefix = next((k for k in mults if name == k or name.startswith(k + ".")), None)
+        if prefix is not None:
+            used.add(prefix)
+        buckets.setdefault(1.0 if prefix is None else mults[prefix], []).append(p)
+    unused = sorted(set(mults) - used)
+    if unused:
+        raise UserError(f"optim.lr_mult prefix {unused[0]!r} matches no trainable parameter")
+    order = sorted(buckets, key=lambda m: m != 1.0)      # the base group first: it is the one logged as lr/<unit>
+    return [{"params": buckets[m], "lr": cfg.lr * m} for m in order]
+
+
 def ema_update(decay: float) -> Callable:
     """EMA step for :class:`AveragedModel` with warmup: the decay is ``min(decay, (1 + n) / (10 + n))``.
 
@@ -157,10 +184,10 @@ class Trainer:
 
         ``total_steps``: optimizer steps of this unit over the run, for the LR schedule (default ``loop.steps``).
         """
-        params = [p for p in module.parameters() if p.requires_grad]
-        if not params:
+        groups = param_groups(module, optim)
+        if not groups:
             raise ValueError(f"unit {name!r} has no trainable parameters")
-        opt = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+        opt = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
                                 weight_decay=optim.weight_decay)
         total = total_steps or self.loop.steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, c=optim, n=total: lr_factor(s, n, c))
