@@ -5,6 +5,8 @@ Every stage runs a few steps from the CLI, writes a checkpoint and an export, an
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,8 @@ def test_pipeline_end_to_end(tmp_path):
     _train("teacher", "teacher.yaml", *lat, f"vae={vae}", f"out={runs / 'teacher'}")
     _loss_went_down(runs / "teacher")
     teacher = runs / "teacher" / "final"
+    probe = json.loads((runs / "teacher" / "eval.json").read_text())          # the conditioning probe ran
+    assert probe["probe/loss_true"] > 0 and math.isfinite(probe["probe/mirror_gap"])
 
     _train("ode-pairs", "ode_pairs.yaml", *lat, f"teacher={teacher}", f"out={runs / 'pairs'}", "num_samples=2")
     assert len(list((runs / "pairs").glob("pair_*.safetensors"))) == 2

@@ -60,6 +60,7 @@ class TeacherStageConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=100))
     loop: LoopConfig = field(default_factory=LoopConfig)
     dist: DistributedConfig = field(default_factory=DistributedConfig)   # torchrun: FSDP2 + Ulysses
+    probe_batches: int = 4              # batches of the conditioning probe at each evaluation (0: off)
 
 
 def sample_sigmas(b: int, flow: FlowConfig, generator: torch.Generator) -> torch.Tensor:
@@ -238,6 +239,18 @@ class TeacherTask(Task):
             return loss, {"latents": float(batch.num_latents)}
 
         return trainer.standard_step(loss_fn)
+
+    def evaluate(self, trainer: Trainer, step: int) -> dict[str, float]:
+        """The conditioning probe (:mod:`relic.training.probe`) on the first curriculum phase's batches 0..n-1:
+        flow loss with the true vs mirrored vs static command (``mirror_gap`` > 0: the teacher uses direction)."""
+        if self.cfg.probe_batches <= 0:
+            return {}
+        from relic.training.probe import action_sensitivity
+
+        batches = [self.data.batch(i, 0, 1) for i in range(self.cfg.probe_batches)]
+        with trainer.autocast():
+            out = action_sensitivity(trainer.units["dit"].weights(ema=True), batches)
+        return {f"probe/{k}": v for k, v in out.items()}
 
     def sample(self, trainer: Trainer, step: int) -> None:
         sc = self.cfg.sample
