@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from relic.serve.protocol import unpack_frame
@@ -49,7 +50,12 @@ class Client:
                 return m[1], m[2]
 
     def ack(self, header: dict) -> None:
-        self.send({"type": "ack", "n": header["seq"]})
+        """Acknowledge a frame. Best effort: when the server has already closed (e.g. right after an error
+        message), the ack is moot and the messages it sent before closing are still read by ``recv``."""
+        try:
+            self.send({"type": "ack", "n": header["seq"]})
+        except ConnectionClosed:
+            pass
 
     pending_hello = False
 
