@@ -37,8 +37,7 @@ STATIC = ACTION_INDEX["static"]
 _TRANSLATION_PAIRS = ((0, 1), (3, 2), (4, 5))  # +z: dolly_in, +x: truck_right, up (-y): pedestal_up
 _ROTATION_PAIRS = ((6, 7), (9, 8), (10, 11))   # +pitch: tilt_up, +yaw: pan_right, +roll: roll_cw
 
-#: OPPOSITE[i] is the action that undoes action i (dolly_in <-> dolly_out, ...; static stays static):
-#: ``actions[..., OPPOSITE]`` commands the mirrored motion, ``signed_motion`` of it is the negation.
+
 def _opposites() -> tuple[int, ...]:
     out = list(range(NUM_ACTIONS))
     for a, b in _TRANSLATION_PAIRS + _ROTATION_PAIRS:
@@ -46,6 +45,8 @@ def _opposites() -> tuple[int, ...]:
     return tuple(out)
 
 
+#: OPPOSITE[i] is the action that undoes action i (dolly_in <-> dolly_out, ...; static stays static):
+#: ``actions[..., OPPOSITE]`` commands the mirrored motion, ``signed_motion`` of it is the negation.
 OPPOSITE: tuple[int, ...] = _opposites()
 
 

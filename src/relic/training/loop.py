@@ -62,8 +62,8 @@ def param_groups(module: nn.Module, cfg: OptimConfig) -> list[dict]:
     """The module's trainable parameters as optimizer groups: one per ``cfg.lr_mult`` multiplier.
 
     A parameter whose name starts with a prefix of ``cfg.lr_mult`` gets ``lr = cfg.lr * mult`` (first matching
-    prefix); the rest get ``cfg.lr``. Empty groups are dropped. Raises UserError on a prefix that matches no
-    trainable parameter (a typo would otherwise silently train at the base LR).
+    prefix); the rest get ``cfg.lr``; the base group comes first. Raises UserError on a prefix that matches no
+    trainable parameter (a typo would otherwise silently train at the base LR). No trainable parameter: ``[]``.
     """
     mults = {str(k): float(v) for k, v in (cfg.lr_mult or {}).items()}
     for k, v in mults.items():
