@@ -6,8 +6,10 @@ the DiT produces them) and the teacher frames ``x_vae = VAE.decode(z)``; the tin
 
     L = w_l1 · |x_tiny − x_vae|₁ + w_ssim · (1 − SSIM(x_tiny, x_vae))
 
-Distilling onto the VAE decoder (rather than the ground-truth frames) is what makes the tiny decoder a
-drop-in replacement at run time: it sees the same latents the VAE decoder would. ``eval/psnr_vs_vae`` and
+Distilling onto the VAE decoder is what makes the tiny decoder a drop-in replacement for it at run time: it
+sees the same latents the VAE decoder would. ``loss.target: gt`` puts the frames themselves in place of
+``x_vae`` (same latents, same loss): the tiny decoder then learns to decode what the latents hold rather than
+the VAE decoder's errors (e.g. its colour shifts), typically as a fine-tune (``init``) of a distilled one. ``eval/psnr_vs_vae`` and
 ``eval/psnr_vs_gt`` are reported on held-out clips (the VAE's own ``eval/psnr_vae_vs_gt`` for reference).
 The export (``<out>/final``) is a ``TinyDecoder.from_pretrained`` directory.
 """
@@ -28,6 +30,9 @@ from relic.training.losses import ssim
 from relic.training.vae import video_psnr
 
 
+TARGETS = ("vae", "gt")
+
+
 @dataclass
 class TinyDataConfig:
     clips: str = "data/clips"
@@ -43,6 +48,7 @@ class TinyDataConfig:
 class TinyLossConfig:
     l1: float = 1.0
     ssim: float = 0.5
+    target: str = "vae"          # "vae": the VAE decoder's frames (distillation); "gt": the frames themselves
 
 
 @dataclass
@@ -70,6 +76,8 @@ class TinyDecoderTask(Task):
     def __init__(self, cfg: TinyDecoderStageConfig):
         if (cfg.data.frames - 1) % 4 or cfg.data.frames < 5:
             raise UserError(f"data.frames must be 1 + 4k with k >= 1, got {cfg.data.frames}")
+        if cfg.loss.target not in TARGETS:
+            raise UserError(f"loss.target must be one of {', '.join(TARGETS)}, got {cfg.loss.target!r}")
         self.cfg = cfg
         self.model_cfg = model_config(cfg.preset, cfg.model)
 
@@ -106,9 +114,10 @@ class TinyDecoderTask(Task):
             frames = self.data.draw(trainer.np_rng("data", micro), d.batch_size, d.frames, d.crop,
                                     self.vae.spatial_factor)
             z, x_vae = self.targets(frames, trainer)
+            target = to_video(frames).float() if lc.target == "gt" else x_vae
             out = self.tiny(z, clamp=False).float()
-            l1 = (out - x_vae).abs().mean()
-            s = ssim(out, x_vae)
+            l1 = (out - target).abs().mean()
+            s = ssim(out, target)
             return lc.l1 * l1 + lc.ssim * (1 - s), {"l1": float(l1.detach()), "ssim": float(s.detach())}
 
         return trainer.standard_step(loss_fn)

@@ -13,6 +13,11 @@ any size. Held-out clips (the last ``data.holdout`` by name) give the reconstruc
 The export (``<out>/final``) is a ``WanVAE.from_pretrained`` directory with the EMA weights and the latent
 normalization (per-channel mean / std of the posterior means over ``export.stat_windows`` training windows)
 written into its config, so that the DiT sees roughly unit-variance latents.
+
+``decoder_only: true`` (with ``init``) fine-tunes the decoder of a trained VAE against the frames while its
+encoder (``encoder``, ``quant_conv``) stays frozen and the export keeps the init's latent normalization: the
+latent space is unchanged, so latent caches, teachers and students trained on it stay valid, and only the
+pictures they decode to get better. The loss is the same (the KL term is then a constant).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.frames import FrameWindows, to_uint8, to_video
 from relic.training.loop import Task, Trainer
 from relic.training.losses import psnr, ssim
+
+
+ENCODER_MODULES = ("encoder", "quant_conv")     # the WanVAE modules that map frames to the posterior
 
 
 @dataclass
@@ -61,6 +69,7 @@ class VAEStageConfig:
     preset: str = "relic-tiny"
     model: dict = field(default_factory=dict)   # overrides of the preset, e.g. {"vae": {"base_dim": 16}}
     init: str | None = None                     # start from this VAE directory (from_pretrained)
+    decoder_only: bool = False                  # freeze the encoder (needs init): the latent space stays the same
     data: VAEDataConfig = field(default_factory=VAEDataConfig)
     loss: VAELossConfig = field(default_factory=VAELossConfig)
     eval: VAEEvalConfig = field(default_factory=VAEEvalConfig)
@@ -98,6 +107,8 @@ class VAETask(Task):
     def __init__(self, cfg: VAEStageConfig):
         if (cfg.data.frames - 1) % 4 or cfg.data.frames < 1:
             raise UserError(f"data.frames must be 1 + 4k, got {cfg.data.frames}")
+        if cfg.decoder_only and not cfg.init:
+            raise UserError("decoder_only fine-tunes a trained VAE's decoder: set init to its directory")
         self.cfg = cfg
         self.model_cfg = model_config(cfg.preset, cfg.model)
 
@@ -109,6 +120,9 @@ class VAETask(Task):
             self.vae = WanVAE.from_pretrained(cfg.init)
         else:
             self.vae = WanVAE(self.model_cfg.vae)
+        if cfg.decoder_only:
+            for module in ENCODER_MODULES:
+                getattr(self.vae, module).requires_grad_(False)
         sf = self.vae.spatial_factor
         if cfg.data.crop is not None and (cfg.data.crop[0] % sf or cfg.data.crop[1] % sf):
             raise UserError(f"data.crop must be multiples of {sf}, got {list(cfg.data.crop)}")
@@ -170,8 +184,11 @@ class VAETask(Task):
         from relic.models.vae import WanVAE
 
         vae = self._eval_model(trainer)
-        mean, std = self.latent_stats(vae, self.cfg.eval.stat_windows, np.random.default_rng(self.cfg.loop.seed))
-        cfg = dataclasses.replace(vae.config, latents_mean=tuple(mean), latents_std=tuple(std))
+        if self.cfg.decoder_only:                     # same encoder: keep the init's latent normalization
+            cfg = vae.config
+        else:
+            mean, std = self.latent_stats(vae, self.cfg.eval.stat_windows, np.random.default_rng(self.cfg.loop.seed))
+            cfg = dataclasses.replace(vae.config, latents_mean=tuple(mean), latents_std=tuple(std))
         out = WanVAE(cfg)
         out.load_state_dict(vae.state_dict())
         out.save_pretrained(directory)
