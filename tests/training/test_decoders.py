@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from relic.cli import main
+
+SMOKE = Path(__file__).resolve().parents[2] / "configs" / "smoke"
 
 
 def _vae(tmp_path):
@@ -33,7 +37,7 @@ def test_vae_decoder_only_keeps_the_latent_space(tmp_path, synthetic_clips):
 
     init = _vae(tmp_path)
     out = tmp_path / "ft"
-    assert main(["train", "vae", "--config", "configs/smoke/vae.yaml", *_common(synthetic_clips, out),
+    assert main(["train", "vae", "--config", str(SMOKE / "vae.yaml"), *_common(synthetic_clips, out),
                  f"init={init}", "decoder_only=true", "model={}"]) == 0
     a, b = WanVAE.from_pretrained(init), WanVAE.from_pretrained(out / "final")
     assert b.config.latents_mean == a.config.latents_mean and b.config.latents_std == a.config.latents_std
@@ -48,13 +52,13 @@ def test_vae_decoder_only_keeps_the_latent_space(tmp_path, synthetic_clips):
 
 
 def test_vae_decoder_only_needs_an_init(tmp_path, capsys):
-    assert main(["train", "vae", "--config", "configs/smoke/vae.yaml", "decoder_only=true",
+    assert main(["train", "vae", "--config", str(SMOKE / "vae.yaml"), "decoder_only=true",
                  f"out={tmp_path / 'x'}"]) != 0
     assert "init" in capsys.readouterr().err
 
 
 def test_tiny_decoder_target_is_checked(tmp_path, capsys):
-    assert main(["train", "tiny-decoder", "--config", "configs/smoke/tiny_decoder.yaml", "loss.target=frames",
+    assert main(["train", "tiny-decoder", "--config", str(SMOKE / "tiny_decoder.yaml"), "loss.target=frames",
                  f"out={tmp_path / 'x'}"]) != 0
     assert "loss.target" in capsys.readouterr().err
 
@@ -85,7 +89,8 @@ def test_tiny_decoder_learns_its_target(tmp_path, synthetic_clips, target, monke
     monkeypatch.setattr(td.TinyDecoderTask, "targets", targets)
     init = _vae(tmp_path)
     out = tmp_path / "tiny"
-    assert main(["train", "tiny-decoder", "--config", "configs/smoke/tiny_decoder.yaml", *_common(synthetic_clips, out),
-                 f"vae={init}", f"loss.target={target}", "loop.steps=1", "model={tiny_decoder: {channels: 8, z_dim: 4}}"]) == 0
+    assert main(["train", "tiny-decoder", "--config", str(SMOKE / "tiny_decoder.yaml"),
+                 *_common(synthetic_clips, out), f"vae={init}", f"loss.target={target}", "loop.steps=1",
+                 "model={tiny_decoder: {channels: 8, z_dim: 4}}"]) == 0
     want = to_video(drawn["frames"]).float() if target == "gt" else drawn["vae"]
     assert torch.equal(seen["ref"], want)

@@ -9,9 +9,9 @@ the DiT produces them) and the teacher frames ``x_vae = VAE.decode(z)``; the tin
 Distilling onto the VAE decoder is what makes the tiny decoder a drop-in replacement for it at run time: it
 sees the same latents the VAE decoder would. ``loss.target: gt`` puts the frames themselves in place of
 ``x_vae`` (same latents, same loss): the tiny decoder then learns to decode what the latents hold rather than
-the VAE decoder's errors (e.g. its colour shifts), typically as a fine-tune (``init``) of a distilled one. ``eval/psnr_vs_vae`` and
-``eval/psnr_vs_gt`` are reported on held-out clips (the VAE's own ``eval/psnr_vae_vs_gt`` for reference).
-The export (``<out>/final``) is a ``TinyDecoder.from_pretrained`` directory.
+the VAE decoder's errors (e.g. its colour shifts), typically as a fine-tune (``init``) of a distilled one.
+``eval/psnr_vs_vae`` and ``eval/psnr_vs_gt`` are reported on held-out clips (the VAE's own
+``eval/psnr_vae_vs_gt`` for reference). The export (``<out>/final``) is a ``TinyDecoder.from_pretrained`` directory.
 """
 
 from __future__ import annotations
