@@ -80,11 +80,13 @@ def test_tiny_decoder_learns_its_target(tmp_path, synthetic_clips, target, monke
     drawn = {}
     real_targets = td.TinyDecoderTask.targets
 
-    def targets(self, frames, trainer):
-        z, x_vae = real_targets(self, frames, trainer)
+    def targets(self, frames, trainer, target="vae"):
+        z, ref = real_targets(self, frames, trainer, target)
         if "frames" not in drawn:                                     # the first training step (not the eval)
-            drawn["frames"], drawn["vae"] = frames, x_vae
-        return z, x_vae
+            with trainer.autocast():
+                vae = self.vae.decode(self.vae.encode(to_video(frames))[0]).float()
+            drawn.update(frames=frames, vae=vae, target=target)
+        return z, ref
 
     monkeypatch.setattr(td.TinyDecoderTask, "targets", targets)
     init = _vae(tmp_path)
@@ -92,5 +94,7 @@ def test_tiny_decoder_learns_its_target(tmp_path, synthetic_clips, target, monke
     assert main(["train", "tiny-decoder", "--config", str(SMOKE / "tiny_decoder.yaml"),
                  *_common(synthetic_clips, out), f"vae={init}", f"loss.target={target}", "loop.steps=1",
                  "model={tiny_decoder: {channels: 8, z_dim: 4}}"]) == 0
+    assert drawn["target"] == target
     want = to_video(drawn["frames"]).float() if target == "gt" else drawn["vae"]
     assert torch.equal(seen["ref"], want)
+    assert not torch.equal(drawn["vae"], to_video(drawn["frames"]).float())     # the two cases differ

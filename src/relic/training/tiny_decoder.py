@@ -11,7 +11,8 @@ sees the same latents the VAE decoder would. ``loss.target: gt`` puts the frames
 ``x_vae`` (same latents, same loss): the tiny decoder then learns to decode what the latents hold rather than
 the VAE decoder's errors (e.g. its colour shifts), typically as a fine-tune (``init``) of a distilled one.
 ``eval/psnr_vs_vae`` and ``eval/psnr_vs_gt`` are reported on held-out clips (the VAE's own
-``eval/psnr_vae_vs_gt`` for reference). The export (``<out>/final``) is a ``TinyDecoder.from_pretrained`` directory.
+``eval/psnr_vae_vs_gt`` for reference). The export (``<out>/final``) is a ``TinyDecoder.from_pretrained``
+directory.
 """
 
 from __future__ import annotations
@@ -100,11 +101,14 @@ class TinyDecoderTask(Task):
         return self.cfg.data.batch_size
 
     @torch.no_grad()
-    def targets(self, frames: np.ndarray, trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 windows (b f h w c) -> (latents (b z t h/8 w/8), VAE-decoded frames (b 3 f h w))."""
+    def targets(self, frames: np.ndarray, trainer: Trainer, target: str = "vae") -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 windows (b f h w c) -> (latents (b z t h/8 w/8), reference frames (b 3 f h w) in [-1, 1]): the
+        VAE-decoded frames for ``target="vae"``, the frames themselves for ``"gt"`` (no VAE decode then)."""
+        x = to_video(frames)
         with trainer.autocast():
-            z, _ = self.vae.encode(to_video(frames))
-            x = self.vae.decode(z)
+            z, _ = self.vae.encode(x)
+            if target == "vae":
+                x = self.vae.decode(z)
         return z.float(), x.float()
 
     def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
@@ -113,8 +117,7 @@ class TinyDecoderTask(Task):
         def loss_fn(micro: int):
             frames = self.data.draw(trainer.np_rng("data", micro), d.batch_size, d.frames, d.crop,
                                     self.vae.spatial_factor)
-            z, x_vae = self.targets(frames, trainer)
-            target = to_video(frames).float() if lc.target == "gt" else x_vae
+            z, target = self.targets(frames, trainer, lc.target)
             out = self.tiny(z, clamp=False).float()
             l1 = (out - target).abs().mean()
             s = ssim(out, target)
