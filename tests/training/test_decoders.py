@@ -98,3 +98,32 @@ def test_tiny_decoder_learns_its_target(tmp_path, synthetic_clips, target, monke
     want = to_video(drawn["frames"]).float() if target == "gt" else drawn["vae"]
     assert torch.equal(seen["ref"], want)
     assert not torch.equal(drawn["vae"], to_video(drawn["frames"]).float())     # the two cases differ
+
+
+def test_beyond_window_scores_only_the_frames_past_the_window():
+    import numpy as np
+
+    from relic.training.vae import beyond_window, video_psnr
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, size=(9, 8, 8, 3), dtype=np.uint8)
+    dec = ref.copy()
+    dec[5:] = np.clip(dec[5:].astype(int) + 10, 0, 255).astype(np.uint8)     # only the late frames are off
+    assert np.isinf(video_psnr(dec[:5], ref[:5]))
+    got = beyond_window([(dec, ref)], 5)
+    assert got == pytest.approx(video_psnr(dec[5:], ref[5:])) and np.isfinite(got)
+    short = (ref[:5], ref[:5])                                         # no frame past the window: left out
+    assert beyond_window([(dec, ref), short], 5) == pytest.approx(got)
+    assert beyond_window([short], 5) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("eval_frames", [5, 9])
+def test_vae_eval_reports_the_frames_past_the_training_window(tmp_path, synthetic_clips, eval_frames):
+    import json
+
+    out = tmp_path / "vae"
+    assert main(["train", "vae", "--config", str(SMOKE / "vae.yaml"), *_common(synthetic_clips, out),
+                 "loop.steps=1", f"eval.frames={eval_frames}"]) == 0
+    scores = json.loads((out / "eval.json").read_text())
+    assert ("psnr_beyond_window" in scores) == (eval_frames > 5)

@@ -11,7 +11,8 @@ sees the same latents the VAE decoder would. ``loss.target: gt`` puts the frames
 ``x_vae`` (same latents, same loss): the tiny decoder then learns to decode what the latents hold rather than
 the VAE decoder's errors (e.g. its colour shifts), typically as a fine-tune (``init``) of a distilled one.
 ``eval/psnr_vs_vae`` and ``eval/psnr_vs_gt`` are reported on held-out clips (the VAE's own
-``eval/psnr_vae_vs_gt`` for reference). The export (``<out>/final``) is a ``TinyDecoder.from_pretrained``
+``eval/psnr_vae_vs_gt`` for reference; ``eval/psnr_vs_gt_beyond_window`` over the frames past ``data.frames``
+when ``eval.frames`` is longer). The export (``<out>/final``) is a ``TinyDecoder.from_pretrained``
 directory.
 """
 
@@ -28,7 +29,7 @@ from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.frames import FrameWindows, to_uint8, to_video
 from relic.training.loop import Task, Trainer
 from relic.training.losses import ssim
-from relic.training.vae import video_psnr
+from relic.training.vae import beyond_window, video_psnr
 
 
 TARGETS = ("vae", "gt")
@@ -134,14 +135,19 @@ class TinyDecoderTask(Task):
         held = self.data.held_out(self.cfg.eval.frames)
         if not held:
             return {}
-        vs_vae, vs_gt, vae_gt = [], [], []
+        vs_vae, vs_gt, vae_gt, pairs = [], [], [], []
         for v in held:
             tiny, vae = self._decoders(trainer, v)
             vs_vae.append(video_psnr(tiny, vae))
             vs_gt.append(video_psnr(tiny, v))
             vae_gt.append(video_psnr(vae, v))
-        return {"psnr_vs_vae": float(np.mean(vs_vae)), "psnr_vs_gt": float(np.mean(vs_gt)),
-                "psnr_vae_vs_gt": float(np.mean(vae_gt))}
+            pairs.append((tiny, v))
+        out = {"psnr_vs_vae": float(np.mean(vs_vae)), "psnr_vs_gt": float(np.mean(vs_gt)),
+               "psnr_vae_vs_gt": float(np.mean(vae_gt))}
+        beyond = beyond_window(pairs, self.cfg.data.frames)
+        if beyond is not None:
+            out["psnr_vs_gt_beyond_window"] = beyond
+        return out
 
     def sample(self, trainer: Trainer, step: int) -> None:
         from relic.video import write_mp4
