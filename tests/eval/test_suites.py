@@ -384,3 +384,15 @@ def test_load_teacher_accepts_a_model_directory(tmp_path):
     with pytest.raises(UserError, match="cannot load the teacher DiT") as e:
         load_teacher(str(tmp_path / "m"))
     assert len(str(e.value).splitlines()) == 1
+
+
+def test_report_names_models_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from relic.eval.suites import shown_source
+
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "weights" / "relic-tiny"
+    assert shown_source(str(inside)) == "weights/relic-tiny"          # the default model's absolute path
+    assert shown_source("weights/relic-tiny") == "weights/relic-tiny"
+    assert shown_source("relic-tiny") == "relic-tiny"                   # a preset name
+    outside = tmp_path.parent / "elsewhere"
+    assert shown_source(str(outside)) == str(outside)

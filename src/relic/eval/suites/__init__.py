@@ -78,6 +78,17 @@ class EvalConfig:
         return [HELD_OUT_BASE + 100 + i for i in range(1 if self.quick else 2)]
 
 
+def shown_source(source: str) -> str:
+    """A model source as the report shows it: relative to the working directory when it is a path under it
+    (the default model resolves to an absolute path), so a committed report names no machine's directories."""
+    from pathlib import Path
+
+    path = Path(source)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        return str(path.relative_to(Path.cwd()))
+    return source
+
+
 def parse_suites(text: str, teacher: bool = False) -> tuple[str, ...]:
     """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one, or ``distill`` without a
     teacher). ``all`` is :data:`ALL`, plus ``distill`` when ``teacher``."""
@@ -145,7 +156,7 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                      "actions": cfg.action_seeds() if {"actions", "quality", "distill"} & set(suites) else [],
                      "memory": cfg.revisit_seeds() if "memory" in suites else [],
                      "stability": cfg.action_seeds() if "stability" in suites else []},
-        "models": [{**model_summary(s), "source": m.source} for s, m in zip(sessions, models)],
+        "models": [{**model_summary(s), "source": shown_source(m.source)} for s, m in zip(sessions, models)],
         "timing_s": {},
     }
     wcfg = WorldConfig(width=c0.width, height=c0.height, fov_deg=c0.memory.fov_deg, speed_m=cfg.speed_m)
