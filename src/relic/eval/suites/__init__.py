@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from relic.errors import UserError
 from relic.eval.suites.common import HELD_OUT_BASE, ClipCache, ModelSpec, World, WorldConfig, check_source, \
@@ -81,8 +82,6 @@ class EvalConfig:
 def shown_source(source: str) -> str:
     """A model source as the report shows it: relative to the working directory when it is a path under it
     (the default model resolves to an absolute path), so a committed report names no machine's directories."""
-    from pathlib import Path
-
     path = Path(source)
     if path.is_absolute() and path.is_relative_to(Path.cwd()):
         return str(path.relative_to(Path.cwd()))
