@@ -39,7 +39,7 @@ TARGETS = ("vae", "gt")
 class TinyDataConfig:
     clips: str = "data/clips"
     holdout: int = 1
-    frames: int = 9
+    frames: int = 41             # 1 + 4k; long windows, so the latents include steady-state ones (see vae.py)
     crop: tuple[int, int] | None = (64, 64)
     batch_size: int = 2
     size: tuple[int, int] | None = None
@@ -55,7 +55,7 @@ class TinyLossConfig:
 
 @dataclass
 class TinyEvalConfig:
-    frames: int = 33
+    frames: int = 65
 
 
 @dataclass

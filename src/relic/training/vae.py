@@ -45,7 +45,8 @@ ENCODER_MODULES = ("encoder", "quant_conv")     # the WanVAE modules that map fr
 class VAEDataConfig:
     clips: str = "data/clips"               # a directory of clip directories (`relic world render --out`)
     holdout: int = 1                        # last N clips (by name) held out for PSNR
-    frames: int = 9                         # frames per training window (1 + 4k)
+    frames: int = 41                        # frames per training window (1 + 4k); long enough to reach the
+                                            # steady state of the ~80-frame temporal receptive field
     crop: tuple[int, int] | None = (64, 64)  # random (h, w) crop of each window (None: full frames)
     batch_size: int = 2
     size: tuple[int, int] | None = None     # resize clips to (h, w) first (None: keep)
@@ -62,7 +63,7 @@ class VAELossConfig:
 
 @dataclass
 class VAEEvalConfig:
-    frames: int = 33                        # frames of each held-out clip reconstructed for PSNR (1 + 4k)
+    frames: int = 65                        # frames of each held-out clip reconstructed for PSNR (1 + 4k)
     stat_windows: int = 16                  # training windows used for the exported latent mean / std
 
 
