@@ -46,7 +46,8 @@ class VAEDataConfig:
     clips: str = "data/clips"               # a directory of clip directories (`relic world render --out`)
     holdout: int = 1                        # last N clips (by name) held out for PSNR
     frames: int = 41                        # frames per training window (1 + 4k); long enough to reach the
-                                            # steady state of the ~80-frame temporal receptive field
+                                            # steady state of the ~80-frame temporal receptive field. From
+                                            # scratch, start with short windows (docs/training.md, stage 0)
     crop: tuple[int, int] | None = (64, 64)  # random (h, w) crop of each window (None: full frames)
     batch_size: int = 2
     size: tuple[int, int] | None = None     # resize clips to (h, w) first (None: keep)
