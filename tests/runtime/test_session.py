@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import relic.precision
 from relic.camera import integrate, parse_action_script
 from relic.config import MemoryConfig, TinyDecoderConfig, VAEConfig
 from relic.runtime.stream import StreamingSession, load_model_dir, save_model_dir
@@ -124,3 +125,14 @@ def test_memory_config_is_public_and_resets_the_stream():
     assert s.student.memory_cfg is off and s.cache is None
     with pytest.raises(TypeError):
         s.memory = {"window": 2}
+
+
+@pytest.mark.parametrize("native,expect,dtype", [(True, "bf16", torch.bfloat16), (False, "fp32", torch.float32)])
+def test_default_precision_auto_is_resolved(monkeypatch, small_cfg, native, expect, dtype):
+    """The session's default precision is auto: it reports the resolved one and stores the DiT accordingly."""
+    monkeypatch.setattr(relic.precision, "cpu_bf16_kernels", lambda: native)
+    s = StreamingSession.from_pretrained(small_cfg.name, config=small_cfg, text_encoder=FakeText(small_cfg.dit.text_dim))
+    assert s.precision == expect
+    s.start(image(), "x", seed=0)
+    assert s.state["precision"] == expect
+    assert next(s.dit.parameters()).dtype == dtype

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--gaps", default=None, help="memory revisit gaps in seconds, comma-separated "
                    "(default 2,5,10,20,30)")
     p.add_argument("--decoder", choices=["tiny", "vae"], default="tiny", help="frame decoder (default tiny)")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="compute precision")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="compute precision (default auto: bf16 where the CPU has native bf16 kernels, else fp32)")
     p.add_argument("--lpips-weights", default=None, metavar="PATH",
                    help="local LPIPS (AlexNet) safetensors; without it LPIPS is omitted")
     p.add_argument("--no-videos", action="store_true", help="do not write sample mp4s")

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--gamma", type=float, default=1.0, help="speed coefficient γ (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--decoder", choices=["tiny", "vae"], default="tiny", help="frame decoder (default tiny)")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="compute precision (default bf16)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="compute precision (default auto: bf16 where the CPU has native bf16 kernels, else fp32)")
     p.add_argument("--quantize", choices=["int8", "fp8"], default=None,
                    help="weight-only quantization of the DiT blocks (default off)")
     p.set_defaults(func=_generate, _parser=p)

@@ -48,7 +48,8 @@ def add_bench_parser(sub) -> None:
                         "extrapolated linearly in context tokens (flagged estimated)")
     p.add_argument("--recompute-max-tokens", type=int, default=6000,
                    help="largest history (tokens) for which recompute is measured, not extrapolated")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="compute precision (default auto: bf16 where the CPU has native bf16 kernels, else fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-baselines", action="store_true", help="skip the full_cache and recompute baselines")
@@ -71,8 +72,11 @@ class _ZeroText:
 
 
 def _machine() -> dict:
+    from relic.precision import bf16_is_fast
+
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "bf16_native": bf16_is_fast("cpu"), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -194,7 +198,7 @@ def run(args: argparse.Namespace) -> dict:
     full_cfg = dataclasses.replace(cfg, memory=MemoryConfig(window=None, compress=False, dtype=cfg.memory.dtype))
     full = None if args.no_baselines else _session(full_cfg, args, text)
     result = {"preset": cfg.name, "resolution": [cfg.height, cfg.width], "machine": _machine(),
-              "precision": args.precision, "compile": bool(args.compile), "frames_per_block": cfg.frames_per_block,
+              "precision": session.precision, "compile": bool(args.compile), "frames_per_block": cfg.frames_per_block,
               "memory": dataclasses.asdict(cfg.memory), "dit": {"dim": cfg.dit.dim, "layers": cfg.dit.num_layers,
                                                                  "heads": cfg.dit.num_heads}, "horizons": []}
     rec_points: list[tuple[int, float]] = []
@@ -242,7 +246,7 @@ def run(args: argparse.Namespace) -> dict:
         result["horizons"].append(row)
         print({k: row[k] for k in FIELDS + ("cpu_ms_p50", "fps_cpu")}, flush=True)
     if args.kv_dtype_blocks:
-        result["kv_dtype"] = kv_dtype_difference(args.preset, args.kv_dtype_blocks, args.precision)
+        result["kv_dtype"] = kv_dtype_difference(args.preset, args.kv_dtype_blocks, session.precision)
         print(result["kv_dtype"], flush=True)
     result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result

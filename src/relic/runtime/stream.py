@@ -38,6 +38,7 @@ from relic.errors import UserError
 from relic.models.dit import DiT
 from relic.models.tiny_decoder import TinyDecoder
 from relic.models.vae import WanVAE
+from relic.precision import resolve_precision
 from relic.runtime.student import Student
 
 Decoder = Literal["tiny", "vae"]
@@ -127,7 +128,10 @@ class StreamingSession:
             ``cfg.text_encoder``).
         decoder: "tiny" (default, fast) or "vae" (the full Wan decoder).
         gamma: speed coefficient γ.
-        precision: "bf16" (bfloat16 autocast: ~5x faster matmuls on this CPU) or "fp32".
+        precision: "auto" (default: bf16 where the device has native bf16 kernels, else fp32;
+            :func:`relic.precision.resolve_precision`), "bf16" (bfloat16 weights and autocast: ~5x faster
+            matmuls on a CPU with AVX-512 BF16, several times slower on an AVX2-only CPU) or "fp32".
+            ``self.precision`` is the resolved one.
         compile: wrap the DiT in ``torch.compile`` (inductor).
         keymap: magnitudes for key-state actions.
         sp: a Ulysses sequence-parallel group (:class:`relic.models.sequence_parallel.SequenceParallel`):
@@ -140,16 +144,15 @@ class StreamingSession:
 
     def __init__(self, cfg: RelicConfig, dit: DiT, vae: WanVAE, tiny: TinyDecoder | None = None, *,
                  text_encoder=None, decoder: Decoder = "tiny", gamma: float = 1.0,
-                 precision: Literal["bf16", "fp32"] = "bf16", device: str | torch.device = "cpu",
+                 precision: Literal["auto", "bf16", "fp32"] = "auto", device: str | torch.device = "cpu",
                  compile: bool = False, keymap: KeyMap | None = None, sp=None, quantize: str | None = None):
         if decoder not in ("tiny", "vae"):
             raise ValueError(f"decoder must be 'tiny' or 'vae', got {decoder!r}")
         if decoder == "tiny" and tiny is None:
             raise ValueError("decoder='tiny' needs a tiny decoder")
-        if precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
         self.cfg = cfg
         self.device = torch.device(device)
+        precision = resolve_precision(precision, self.device)
         self.dit = dit.eval().to(self.device)
         self.vae = vae.eval().to(self.device)
         self.tiny = tiny.eval().to(self.device) if tiny is not None else None

@@ -45,14 +45,16 @@ class LoopConfig:
     """The common trainer's loop (see :mod:`relic.training.loop`).
 
     ``steps`` optimizer steps, each of ``grad_accum`` micro-batches. ``precision="bf16"`` runs forward
-    passes under bf16 autocast (weights and optimizer state stay fp32). ``ema_decay`` keeps an EMA of the
+    passes under bf16 autocast (weights and optimizer state stay fp32); ``"auto"``: bf16 where the device has
+    native bf16 kernels, else fp32 (:func:`relic.precision.resolve_precision`; on an AVX2-only CPU bf16 is
+    several times slower than fp32). ``ema_decay`` keeps an EMA of the
     trainable weights (None: off); the EMA weights are the ones exported. Checkpoints every ``ckpt_every``
     steps (and at the end), the last ``keep_last`` kept. ``threads`` sets torch's intra-op threads.
     """
 
     steps: int = 1000
     grad_accum: int = 1
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Literal["auto", "bf16", "fp32"] = "bf16"
     ema_decay: float | None = 0.999
     seed: int = 0
     log_every: int = 10

@@ -43,6 +43,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from relic.errors import UserError
 from relic.fileio import write_json_atomic
+from relic.precision import resolve_precision
 from relic.training.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from relic.training.config import LoopConfig, OptimConfig
 
@@ -209,9 +210,9 @@ class Trainer:
         return np.random.default_rng(int(self.generator(*key).initial_seed()))
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on the CPU (or CUDA) when ``loop.precision == 'bf16'``."""
-        if self.loop.precision == "bf16":
-            device = "cuda" if torch.cuda.is_available() and self._on_cuda() else "cpu"
+        """bf16 autocast on the CPU (or CUDA) when ``loop.precision`` is (or resolves to) ``'bf16'``."""
+        device = "cuda" if torch.cuda.is_available() and self._on_cuda() else "cpu"
+        if resolve_precision(self.loop.precision, device) == "bf16":
             return torch.autocast(device_type=device, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

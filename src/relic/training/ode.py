@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 
 from relic.errors import UserError
 from relic.fileio import atomic_path
+from relic.precision import resolve_precision
 from relic.runtime.sampling import context_sigma, student_sigmas
 from relic.training.batches import LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
@@ -58,7 +59,7 @@ class ODEPairsConfig:
     data: LatentDataConfig = field(default_factory=LatentDataConfig)
     sample: SampleConfig = field(default_factory=lambda: SampleConfig(steps=24, guidance=3.0, shift=5.0))
     num_samples: int = 64
-    precision: str = "bf16"
+    precision: str = "bf16"                        # "auto", "bf16" or "fp32" (relic.precision)
     seed: int = 0
     progress: bool = True
 
@@ -125,7 +126,8 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
     data = LatentSamples(cfg.data, text_encoder)
     empty = text_encoder.empty(1)
     sigmas = student_sigmas(mcfg.sampler)
-    ac = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
+    bf16 = resolve_precision(cfg.precision, "cpu") == "bf16"
+    ac = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for i in tqdm(todo, desc="ode-pairs", unit="sample", disable=not cfg.progress):
         saved = data.cfg.batch_size
         data.cfg.batch_size = 1

@@ -57,7 +57,7 @@ class EvalConfig:
     speed_horizons_s: tuple[float, ...] = (5.0, 20.0, 60.0)
     speed_blocks: int = 4
     decoder: str = "tiny"
-    precision: str = "bf16"
+    precision: str = "auto"
     lpips_weights: str | None = None
     sample_videos: bool = True
     model_seed: int = 0

@@ -73,7 +73,7 @@ def check_source(source: str) -> None:
                         source=source)
 
 
-def open_session(spec: ModelSpec, *, decoder: str = "tiny", precision: str = "bf16", seed: int = 0):
+def open_session(spec: ModelSpec, *, decoder: str = "tiny", precision: str = "auto", seed: int = 0):
     """A :class:`StreamingSession` for ``spec`` (presets get random weights seeded by ``seed``)."""
     from relic.runtime.stream import StreamingSession
 
