@@ -7,7 +7,7 @@ import torch
 from relic.camera.geometry import ypr_to_rotation
 from relic.config import PAPER_MEMORY_SCHEDULE, MemoryConfig
 from relic.memory import (KVCache, LatentKV, build_context, compression_factor, memory_plan, pool_tokens,
-                          pooled_grid, view_overlap)
+                          pooled_grid, retime, view_overlap)
 
 L, B, H, D = 2, 1, 2, 8
 
@@ -60,10 +60,11 @@ def test_paper_schedule_token_reduction_at_20s():
     assert 81 * T / tokens >= 4.0
 
 
+@pytest.mark.parametrize("horizon", [None, 5])
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp8"])
 @pytest.mark.parametrize("window", [0, 2, None])
-def test_cache_matches_build_context(dtype, window):
-    cfg = MemoryConfig(window=window, schedule=(1, 4, 2), dtype=dtype)
+def test_cache_matches_build_context(dtype, window, horizon):
+    cfg = MemoryConfig(window=window, schedule=(1, 4, 2), dtype=dtype, rope_horizon=horizon)
     grid = (3, 5)
     cache = KVCache(cfg, num_layers=L, heads=H, head_dim=D, grid=grid, capacity_latents=2)
     hist = []
@@ -149,3 +150,50 @@ def test_archive_cap_and_reset():
 def test_budget_below_window_rejected():
     with pytest.raises(ValueError, match="token_budget"):
         KVCache(MemoryConfig(window=4, token_budget=10), num_layers=1, heads=1, head_dim=8, grid=(2, 2))
+
+
+def times(cfg, i):
+    """The retimed time coordinate of the context of a block at latent i (history 0 .. i-1)."""
+    ctx = build_context([rand_latent(j, (1, 1)) for j in range(i)], cfg)
+    return ctx.pos[:, 0]
+
+
+def test_retime_is_identity_within_the_horizon():
+    cfg = MemoryConfig(window=4, schedule=(1,), rope_horizon=20)
+    for i in (1, 5, 20):
+        assert torch.equal(times(cfg, i), torch.arange(i, dtype=torch.float32))
+    assert torch.equal(times(MemoryConfig(window=4, schedule=(1,)), 300), torch.arange(300, dtype=torch.float32))
+
+
+def test_retime_keeps_the_window_and_puts_the_first_frame_at_the_horizon():
+    cfg = MemoryConfig(window=4, schedule=(1,), rope_horizon=20)
+    for i in (21, 37, 1200):
+        t = times(cfg, i)
+        d = i - t                                            # distance of every context latent to the block
+        assert torch.allclose(d[-4:], torch.tensor([4.0, 3.0, 2.0, 1.0]))    # the window: exact
+        assert abs(float(d[0]) - 20.0) < 1e-3                                # the first frame: H back
+        assert bool((t[1:] > t[:-1]).all())                                  # order kept
+        assert float(d.max()) <= 20.0 + 1e-3
+        # linear in between: equal spacing of the memory latents
+        gaps = t[1:-4] - t[:-5]
+        assert torch.allclose(gaps, gaps.mean().expand_as(gaps), atol=1e-3)
+    # continuous across the horizon: at block 21 no distance shrinks by more than the one latent it grew by
+    shrink = (21 - torch.arange(21.0)) - (21 - times(cfg, 21))
+    assert float(shrink.min()) >= 0.0 and float(shrink.max()) <= 1.0 + 1e-6
+
+
+def test_retime_leaves_spatial_positions_and_its_input_alone():
+    pos = torch.tensor([[0.0, 0.5, 1.5], [7.0, 2.0, 3.0], [9.0, 0.0, 0.0]])
+    before = pos.clone()
+    out = retime(pos, 40, MemoryConfig(window=2, rope_horizon=10))
+    assert torch.equal(pos, before) and torch.equal(out[:, 1:], pos[:, 1:])
+    assert torch.allclose(40 - out[:, 0], torch.tensor([10.0, 2 + 31 * 8 / 38, 2 + 29 * 8 / 38]))
+
+
+@pytest.mark.parametrize("horizon", [0, 2, 3])
+def test_rope_horizon_not_longer_than_window_rejected(horizon):
+    cfg = MemoryConfig(window=3, rope_horizon=horizon)
+    with pytest.raises(ValueError, match="rope_horizon"):
+        KVCache(cfg, num_layers=L, heads=H, head_dim=D, grid=(3, 5))
+    with pytest.raises(ValueError, match="rope_horizon"):
+        build_context([rand_latent(0)], cfg)

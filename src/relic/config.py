@@ -106,6 +106,10 @@ class MemoryConfig:
     (first frame + memory + window); memory latents are then chosen by view overlap with the current
     camera plus ``recency_weight`` * recency. ``archive_latents`` caps how many pooled memory latents
     are stored (None = all; they are small); the lowest-scoring one is dropped when it is exceeded.
+    ``rope_horizon`` (beyond the paper, latents): once a block starts past it, the RoPE time positions of the
+    context older than the window are compressed linearly so that the first frame sits ``rope_horizon``
+    latents before the block, the time distances the model was trained on (:func:`relic.memory.retime`);
+    None keeps absolute positions.
     """
 
     window: int | None = 6                           # latent frames kept uncompressed (None = infinite)
@@ -117,6 +121,7 @@ class MemoryConfig:
     fov_deg: float = 90.0                            # horizontal field of view used for view overlap
     overlap_depths: tuple[float, ...] = (2.0, 8.0, 32.0)   # frustum sample depths, in units of d̄
     dtype: Literal["fp32", "bf16", "fp8"] = "bf16"
+    rope_horizon: int | None = None                  # max RoPE time distance to the context (None = absolute)
 
 
 @dataclass

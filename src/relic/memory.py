@@ -23,6 +23,10 @@ Vocabulary (see docs/runtime.md for the full picture):
   the current camera + ``recency_weight`` × recency. Pooled memory latents stay stored (they are small;
   ``archive_latents`` caps them), so a latent evicted from the context comes back when the camera
   revisits its view.
+* **RoPE horizon** (beyond the paper): with ``MemoryConfig.rope_horizon`` = H, a block that starts at latent
+  i > H sees its context at compressed time positions (:func:`retime`): the window keeps its exact
+  distances, older tokens are moved linearly so that the first frame sits H latents back. Positions stay
+  absolute in storage; only the context handed to the DiT is retimed.
 * **Storage dtype** fp32, bf16 or fp8 (``float8_e4m3fn`` with one fp32 scale per token and head).
   The context handed to the DiT is dequantized into a working buffer of the compute dtype.
 
@@ -157,6 +161,35 @@ def memory_plan(num_latents: int, cfg: MemoryConfig, keep: Sequence[int] | None 
     return plan
 
 
+def check_rope_horizon(cfg: MemoryConfig) -> None:
+    """A one-line ValueError unless ``rope_horizon`` is None or longer than the window."""
+    h = cfg.rope_horizon
+    if h is not None and (h < 1 or h <= (cfg.window or 0)):
+        raise ValueError(f"memory rope_horizon must be None or a latent count > the window "
+                         f"({cfg.window}), got {h}")
+
+
+def retime(pos: torch.Tensor, query_index: int, cfg: MemoryConfig) -> torch.Tensor:
+    """Context positions (n 3) as a block starting at latent ``query_index`` = i sees them under ``rope_horizon``.
+
+    With H = ``cfg.rope_horizon`` and w = the window (0 when None): for i ≤ H (or H None) ``pos`` itself.
+    Past H, a token at time t has distance d = i − t; d ≤ w is kept, a larger d becomes
+    ``w + (d − w) · (H − w) / (i − w)``, so the first frame (d = i) lands at distance H, the order of the
+    context is kept, and the mapping is continuous in i (the identity at i = H). RoPE depends only on
+    query-key differences, so the queries keep their absolute positions. h and w positions are untouched.
+    Returns a new tensor (the input is not modified).
+    """
+    h = cfg.rope_horizon
+    if h is None or query_index <= h:
+        return pos
+    w = cfg.window or 0
+    d = query_index - pos[:, 0]
+    far = w + (d - w) * ((h - w) / (query_index - w))
+    out = pos.clone()
+    out[:, 0] = query_index - torch.where(d <= w, d, far)
+    return out
+
+
 @dataclass
 class Context:
     """Context tokens for one block: k, v (l b n h d), pos (n 3)."""
@@ -189,10 +222,12 @@ def build_context(history: Sequence[LatentKV], cfg: MemoryConfig, keep: Sequence
     for j, rec in enumerate(history):
         if rec.index != j:
             raise ValueError(f"history[{j}] has index {rec.index}; pass latents 0..i-1 in order")
+    check_rope_horizon(cfg)
     parts = [history[i].pooled(s) for i, s in memory_plan(len(history), cfg, keep)]
     dtype = dtype or history[0].k.dtype
+    pos = retime(torch.cat([p.pos for p in parts], 0).float(), len(history), cfg)
     return Context(torch.cat([p.k for p in parts], 2).to(dtype), torch.cat([p.v for p in parts], 2).to(dtype),
-                   torch.cat([p.pos for p in parts], 0).float())
+                   pos)
 
 
 # ------------------------------------------------------------------------------------ selection
@@ -345,6 +380,7 @@ class KVCache:
             raise ValueError(f"memory dtype must be one of {sorted(STORAGE_DTYPES)}, got {cfg.dtype!r}")
         if cfg.window is not None and cfg.window < 0:
             raise ValueError(f"memory window must be >= 0 or None, got {cfg.window}")
+        check_rope_horizon(cfg)
         self.cfg = cfg
         self.grid = (int(grid[0]), int(grid[1]))
         self.T = self.grid[0] * self.grid[1]
@@ -531,7 +567,8 @@ class KVCache:
             off += n
         self._ctx_segments = plan
         self._ctx_tokens = total
-        return Context(self._ctx_k[:, :, :total], self._ctx_v[:, :, :total], self._ctx_pos[:total])
+        return Context(self._ctx_k[:, :, :total], self._ctx_v[:, :, :total],
+                       retime(self._ctx_pos[:total], self.num_latents, self.cfg))
 
     def _seg_tokens(self, seg: tuple[int, int]) -> int:
         index, s = seg

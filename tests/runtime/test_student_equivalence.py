@@ -23,6 +23,7 @@ def stream(student, cfg, z0, text, blocks):
     (MemoryConfig(window=2, schedule=(1, 4, 2, 2), dtype="fp32"), 1, 0.0),
     (MemoryConfig(window=1, schedule=(2, 4), dtype="fp32"), 2, 0.0),
     (MemoryConfig(window=3, schedule=(4,), dtype="fp32"), 1, 50.0),
+    (MemoryConfig(window=2, schedule=(1, 4, 2, 2), dtype="fp32", rope_horizon=3), 1, 0.0),
 ])
 def test_cache_equals_recompute_from_scratch(tiny, memory, fpb, ctx_noise):
     """(1) Streaming with the cache == recomputing every block on [first + memory + window + block] from the
@@ -130,3 +131,20 @@ def test_cache_changes_output(tiny):
     _, res_a = stream(student, cfg, z0, text, blocks)
     _, res_b = stream(student, cfg, z0 + 0.5, text, blocks)
     assert (res_a[-1].x0 - res_b[-1].x0).abs().max() > 1e-3
+
+
+def test_rope_horizon_changes_only_blocks_past_it(tiny):
+    """Blocks starting at latent i <= rope_horizon are bitwise those of absolute positions; later ones differ
+    (so the retimed equivalence case above is not the absolute case in disguise)."""
+    base = MemoryConfig(window=2, schedule=(1, 4, 2, 2), dtype="fp32")
+    cfg = tiny.cfg(base)
+    dit = tiny.dit(cfg)
+    z0, text, blocks, *_ = tiny.inputs(cfg, blocks=6)
+    _, absolute = stream(Student(dit, cfg), cfg, z0, text, blocks)
+    _, retimed = stream(Student(dit, cfg, memory=MemoryConfig(window=2, schedule=(1, 4, 2, 2), dtype="fp32",
+                                                              rope_horizon=3)), cfg, z0, text, blocks)
+    for i, (a, r) in enumerate(zip(absolute, retimed), start=1):      # block i starts at latent i
+        if i <= 3:
+            assert torch.equal(a.x0, r.x0)
+        else:
+            assert (a.x0 - r.x0).abs().max() > 1e-4
