@@ -18,7 +18,6 @@ from typing import Literal
 import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
-Precision = Literal["auto", "bf16", "fp32"]
 
 
 def bf16_is_fast(device: str | torch.device = "cpu") -> bool:
