@@ -53,3 +53,35 @@ def test_package_bad_input(exports, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "must look like" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_package_takes_networks_from_a_model_dir(exports, tmp_path):
+    """A new student shipped with the decoders of an existing model directory: those come over unchanged."""
+    first = tmp_path / "first"
+    assert main(["train", "package", "--dit", str(exports / "dit"), "--vae", str(exports / "vae"),
+                 "--tiny-decoder", str(exports / "tiny"), "--out", str(first)]) == 0
+    torch.manual_seed(1)
+    DiT(get_preset("relic-tiny").dit).save_pretrained(tmp_path / "student")
+    second = tmp_path / "second"
+    assert main(["train", "package", "--dit", str(tmp_path / "student"), "--vae", str(first),
+                 "--tiny-decoder", str(first), "--out", str(second)]) == 0
+    _, dit1, vae1, tiny1 = load_model_dir(first)
+    _, dit2, vae2, tiny2 = load_model_dir(second)
+    for a, b in ((vae1, vae2), (tiny1, tiny2)):
+        for k, v in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[k], v, rtol=0, atol=0)
+    new = DiT.from_pretrained(tmp_path / "student").state_dict()
+    for k, v in dit2.state_dict().items():
+        torch.testing.assert_close(v, new[k].to(torch.bfloat16).to(v.dtype), rtol=0, atol=0)
+    assert not torch.equal(dit1.state_dict()["head.head.weight"], dit2.state_dict()["head.head.weight"])
+
+
+def test_package_model_dir_without_tiny_decoder(exports, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "package", "--dit", str(exports / "dit"), "--vae", str(exports / "vae"),
+                 "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["train", "package", "--dit", str(exports / "dit"), "--vae", str(model),
+                 "--tiny-decoder", str(model), "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no tiny_decoder.safetensors" in err and len(err.splitlines()) == 1

@@ -43,8 +43,10 @@ def register(subparsers) -> None:
                        "and `relic eval --model` load (see relic.training.package).")
     p.add_argument("--preset", default="relic-tiny", help="runtime settings to ship with (default relic-tiny)")
     p.add_argument("--dit", required=True, help="student DiT export (e.g. runs/tiny/dmd/final)")
-    p.add_argument("--vae", required=True, help="VAE export (e.g. runs/tiny/vae/final)")
-    p.add_argument("--tiny-decoder", default=None, help="tiny decoder export (e.g. runs/tiny/tiny_decoder/final)")
+    p.add_argument("--vae", required=True,
+                   help="VAE export (e.g. runs/tiny/vae/final) or a model directory to take it from")
+    p.add_argument("--tiny-decoder", default=None,
+                   help="tiny decoder export (e.g. runs/tiny/tiny_decoder/final) or a model directory")
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="storage dtype (default bf16)")
     p.add_argument("--memory", nargs="*", default=[], metavar="key=value",
                    help="MemoryConfig overrides, e.g. archive_latents=240 (values parsed as YAML)")

@@ -11,6 +11,9 @@ student DiT (ODE init 2b or DMD 3). :func:`package_model` puts them together as 
 
     relic train package --preset relic-tiny --dit runs/tiny/dmd/final --vae runs/tiny/vae/final \\
         --tiny-decoder runs/tiny/tiny_decoder/final --dtype bf16 --out weights/relic-tiny
+
+Any of the three may also come from an existing model directory (``--vae weights/relic-tiny``): a new student
+is then shipped with the decoders of a shipped model without exporting them first.
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def _load(cls, directory: str, what: str):
+    """The network ``what`` from a stage export directory or from a model directory (``save_model_dir``)."""
+    from relic.runtime.stream import DIT_FILE, TINY_FILE, VAE_FILE, load_model_dir
+
     d = Path(directory)
     if not (d / "config.json").is_file():
         raise UserError(f"not a {what} directory (no config.json)", source=str(d))
+    if (d / DIT_FILE).is_file() and (d / VAE_FILE).is_file():       # a model directory: take one network
+        if what == "tiny decoder" and not (d / TINY_FILE).is_file():
+            raise UserError(f"the model directory has no {TINY_FILE}", source=str(d))
+        _, dit, vae, tiny = load_model_dir(d, need_tiny=what == "tiny decoder")
+        return {"DiT": dit, "VAE": vae, "tiny decoder": tiny}[what].float()
     return cls.from_pretrained(d)
 
 
