@@ -74,6 +74,11 @@ def test_package_takes_networks_from_a_model_dir(exports, tmp_path):
     for k, v in dit2.state_dict().items():
         torch.testing.assert_close(v, new[k].to(torch.bfloat16).to(v.dtype), rtol=0, atol=0)
     assert not torch.equal(dit1.state_dict()["head.head.weight"], dit2.state_dict()["head.head.weight"])
+    third = tmp_path / "third"                     # the DiT can come from a model directory as well
+    assert main(["train", "package", "--dit", str(second), "--vae", str(first), "--out", str(third)]) == 0
+    _, dit3, _, _ = load_model_dir(third, need_tiny=False)
+    for k, v in dit2.state_dict().items():
+        torch.testing.assert_close(dit3.state_dict()[k], v, rtol=0, atol=0)
 
 
 def test_package_model_dir_without_tiny_decoder(exports, tmp_path, capsys):

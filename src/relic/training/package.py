@@ -41,8 +41,8 @@ def _load(cls, directory: str, what: str):
     if (d / DIT_FILE).is_file() and (d / VAE_FILE).is_file():       # a model directory: take one network
         if what == "tiny decoder" and not (d / TINY_FILE).is_file():
             raise UserError(f"the model directory has no {TINY_FILE}", source=str(d))
-        _, dit, vae, tiny = load_model_dir(d, need_tiny=what == "tiny decoder")
-        return {"DiT": dit, "VAE": vae, "tiny decoder": tiny}[what].float()
+        _, dit, vae, tiny = load_model_dir(d, need_tiny=False)
+        return {"DiT": dit, "VAE": vae, "tiny decoder": tiny}[what]
     return cls.from_pretrained(d)
 
 
