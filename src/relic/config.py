@@ -52,8 +52,17 @@ class DiTConfig:
 
 @dataclass
 class VAEConfig:
-    """Wan-2.1 causal 3D VAE (8x spatial, 4x temporal)."""
+    """A causal video autoencoder with Wan-2.1's latent contract (8x spatial, 4x temporal, z channels).
 
+    ``arch`` picks the network (:func:`relic.models.autoencoder.build_vae`): ``"wan"`` is the Wan-2.1 VAE
+    (every Wan preset; ``base_dim``, ``dim_mult``, ``num_res_blocks``, ``attn_scales``, ``temporal_downsample``
+    and ``dropout`` size it); ``"pooled"`` is relic-tiny's colour-pooled autoencoder
+    (:mod:`relic.models.pooled_vae`; ``base_dim`` sizes it), whose first channels are each frame's 8x
+    area-pooled luma and the group's pooled chroma, and whose decoder adds a learned residual to their
+    bicubic upsampling.
+    """
+
+    arch: Literal["wan", "pooled"] = "wan"
     z_dim: int = 16
     base_dim: int = 96
     dim_mult: tuple[int, ...] = (1, 2, 4, 4)

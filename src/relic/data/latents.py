@@ -155,7 +155,7 @@ def encode_dataset(clips: list, vae_dir: str | Path, cache: str | Path, dtype: s
 
     from tqdm import tqdm
 
-    from relic.models.vae import WanVAE
+    from relic.models.autoencoder import load_vae
 
     if dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -168,7 +168,7 @@ def encode_dataset(clips: list, vae_dir: str | Path, cache: str | Path, dtype: s
     todo = [c for c in clips if not is_done(cache_path(cache, c.name), vid)]
     if not todo:
         return 0, len(clips)
-    vae = WanVAE.from_pretrained(vae_dir).eval()
+    vae = load_vae(vae_dir).eval()
     Path(cache).mkdir(parents=True, exist_ok=True)
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     with amp:

@@ -189,11 +189,11 @@ def benchmark_decoders(cfg: RelicConfig, num_latents: int = 4, warmup: int = 1,
     ``num_latents`` latents yields 4 frames. Returns a JSON-ready dict with seconds per latent for both,
     the speed-up and the frames per second each sustains.
     """
-    from relic.models.vae import WanVAE
+    from relic.models.autoencoder import build_vae
 
     torch.manual_seed(seed)
     h, w = cfg.latent_hw
-    vae = WanVAE(cfg.vae).eval().to(dtype)
+    vae = build_vae(cfg.vae).eval().to(dtype)
     tiny = TinyDecoder(cfg.tiny_decoder).eval().to(dtype)
     z = torch.randn(1, cfg.vae.z_dim, 1 + warmup + num_latents, h, w, dtype=dtype)
 

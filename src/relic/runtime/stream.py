@@ -37,6 +37,7 @@ from relic.config import RelicConfig, config_from_dict, config_to_dict, get_pres
 from relic.errors import UserError
 from relic.models.dit import DiT
 from relic.models.tiny_decoder import TinyDecoder
+from relic.models.autoencoder import build_vae
 from relic.models.vae import WanVAE
 from relic.precision import resolve_precision
 from relic.runtime.student import Student
@@ -78,7 +79,7 @@ def load_model_dir(directory: str | os.PathLike, need_tiny: bool = True) -> tupl
         raise UserError(f"invalid JSON: {e}", source=str(cfg_path)) from None
     cfg = config_from_dict(RelicConfig, raw, source=str(cfg_path))
     dit = DiT.from_pretrained(d, config=cfg.dit, filename=DIT_FILE)
-    vae = WanVAE(cfg.vae)
+    vae = build_vae(cfg.vae)
     sd, _ = load_state(d, VAE_FILE)
     load_checked(vae, sd, source=str(d / VAE_FILE))
     tiny = None
@@ -190,7 +191,7 @@ class StreamingSession:
         if config is not None or name in PRESETS:
             cfg = config if config is not None else get_preset(name)
             torch.manual_seed(seed)
-            dit, vae, tiny = DiT(cfg.dit), WanVAE(cfg.vae), TinyDecoder(cfg.tiny_decoder)
+            dit, vae, tiny = DiT(cfg.dit), build_vae(cfg.vae), TinyDecoder(cfg.tiny_decoder)
         elif Path(name).is_dir():
             cfg, dit, vae, tiny = load_model_dir(name, need_tiny=decoder == "tiny")
         else:

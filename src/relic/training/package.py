@@ -43,6 +43,9 @@ def _load(cls, directory: str, what: str):
             raise UserError(f"the model directory has no {TINY_FILE}", source=str(d))
         _, dit, vae, tiny = load_model_dir(d, need_tiny=False)
         return {"DiT": dit, "VAE": vae, "tiny decoder": tiny}[what]
+    if what == "VAE":
+        from relic.models.autoencoder import load_vae
+        return load_vae(d)
     return cls.from_pretrained(d)
 
 

@@ -276,11 +276,11 @@ def write_sample_video(vae_dir: str | None, generated: torch.Tensor, reference: 
     """Decode generated and reference latents (1 c f h w) with the VAE; write them side by side (mp4 + TB)."""
     if not vae_dir or not Path(vae_dir).is_dir():
         return
-    from relic.models.vae import WanVAE
+    from relic.models.autoencoder import load_vae
     from relic.training.frames import to_uint8
     from relic.video import write_mp4
 
-    vae = WanVAE.from_pretrained(vae_dir).eval()
+    vae = load_vae(vae_dir).eval()
     with torch.no_grad():
         a = to_uint8(vae.decode(generated.float()))[0]
         b = to_uint8(vae.decode(reference.float()))[0]

@@ -85,10 +85,10 @@ class TinyDecoderTask(Task):
 
     def build(self, trainer: Trainer) -> None:
         from relic.models.tiny_decoder import TinyDecoder
-        from relic.models.vae import WanVAE
+        from relic.models.autoencoder import load_vae
 
         cfg = self.cfg
-        self.vae = WanVAE.from_pretrained(cfg.vae).eval().requires_grad_(False)
+        self.vae = load_vae(cfg.vae).eval().requires_grad_(False)
         tcfg = self.model_cfg.tiny_decoder
         if tcfg.z_dim != self.vae.config.z_dim:
             raise UserError(f"tiny_decoder.z_dim={tcfg.z_dim} but the VAE has z_dim={self.vae.config.z_dim}")
