@@ -15,7 +15,7 @@ import sys
 from relic.errors import UserError
 
 # Order shown in `relic --help`.
-GROUPS = ("world", "data", "train", "generate", "play", "eval", "bench")
+GROUPS = ("world", "data", "train", "generate", "play", "eval", "autoencoder", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,6 +103,10 @@ class TinyDecoderConfig:
     spatial_upsample: int = 8
     channel_div: tuple[int, ...] = (1, 1, 2, 4)
     mem_blocks: int = 1
+    # For the colour-pooled autoencoder (VAEConfig.arch "pooled"): the normalization mean / std of its 6 pooled
+    # colour channels. When set, the decoder adds its output to their bicubic colour base, as the VAE decoder does.
+    base_mean: tuple[float, ...] | None = None
+    base_std: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -179,8 +183,9 @@ def relic_tiny() -> RelicConfig:
         # on ONE core of this CPU (6 layers: 16 FPS); 4 denoising steps as the paper.
         dit=DiTConfig(dim=256, ffn_dim=768, text_dim=384, num_heads=4, num_layers=4, freq_dim=256,
                       action_hidden=128, pose_hidden=128),
-        # ~19 GFLOP per decoded latent at 128x224 (3x less than base 32 / mult 1,2,2,2); see docs/models.md
-        vae=VAEConfig(z_dim=16, base_dim=16, dim_mult=(1, 2, 4, 4), num_res_blocks=1),
+        # the colour-pooled autoencoder (relic.models.pooled_vae): 6 of the 16 channels are pooled colour, and the
+        # decoder adds a learned residual to their bicubic upsampling (the Wan VAE at this size lost colour)
+        vae=VAEConfig(arch="pooled", z_dim=16, base_dim=16),
         # channels 32: 17 ms per latent in bf16 on one core (48: 30 ms), ~19x faster than the VAE decoder
         tiny_decoder=TinyDecoderConfig(z_dim=16, channels=32),
         # token_budget: attention over the context dominates a block on CPU (~2.5 us per context token per

@@ -11,6 +11,10 @@ State is explicit: :class:`TinyDecoderState` holds each memory block's previous 
 latent at a time with :meth:`TinyDecoder.stream` equals decoding all latents at once (tested). Trained to
 match the VAE decoder's frames (training issue); it is much cheaper: see :func:`benchmark_decoders`.
 
+With ``base_mean`` / ``base_std`` set (the colour-pooled autoencoder, :mod:`relic.models.pooled_vae`), the
+network's output is a residual on the latents' bicubic colour base, exactly as that VAE's own decoder, and its
+last conv starts at zero: an untrained tiny decoder already shows the pooled colours.
+
 Shapes: latents (b z t h w) (normalized, as the DiT produces them) -> frames (b 3 f 8h 8w) in [-1, 1].
 """
 
@@ -27,6 +31,7 @@ from torch import nn
 
 from relic.config import RelicConfig, TinyDecoderConfig
 from relic.errors import UserError
+from relic.models.pooled_vae import N_FIXED, colour_base
 from relic.models.weights import PretrainedMixin
 
 
@@ -52,6 +57,13 @@ def _check(cfg: TinyDecoderConfig) -> tuple[int, int]:
                         f"got {len(cfg.channel_div)}")
     if any(d <= 0 or cfg.channels // d < 1 for d in cfg.channel_div):
         raise UserError("tiny_decoder.channel_div entries must be > 0 and <= channels")
+    if (cfg.base_mean is None) != (cfg.base_std is None):
+        raise UserError("tiny_decoder.base_mean and base_std are set together (or neither)")
+    if cfg.base_mean is not None:
+        if len(cfg.base_mean) != N_FIXED or len(cfg.base_std) != N_FIXED:
+            raise UserError(f"tiny_decoder.base_mean / base_std need {N_FIXED} values (the pooled colour channels)")
+        if cfg.spatial_upsample != 8 or cfg.temporal_upsample != 4 or cfg.z_dim <= N_FIXED:
+            raise UserError("a colour base needs spatial_upsample 8, temporal_upsample 4 and z_dim > 6")
     return n_sp, n_t
 
 
@@ -120,6 +132,12 @@ class TinyDecoder(PretrainedMixin, nn.Module):
         self.levels = nn.ModuleList(
             Level(widths[i], widths[i + 1], cfg.mem_blocks, 2 if i >= n_sp - n_t else 1) for i in range(n_sp))
         self.conv_out = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.has_base = cfg.base_mean is not None
+        if self.has_base:
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
+            self.register_buffer("base_mean", torch.tensor(cfg.base_mean).view(1, -1, 1, 1, 1), persistent=False)
+            self.register_buffer("base_std", torch.tensor(cfg.base_std).view(1, -1, 1, 1, 1), persistent=False)
 
     def new_state(self) -> TinyDecoderState:
         return TinyDecoderState()
@@ -146,6 +164,10 @@ class TinyDecoder(PretrainedMixin, nn.Module):
         y = self.conv_out(rearrange(x, "b c t h w -> (b t) c h w"))
         state.latents_seen += z.shape[2]
         out = rearrange(y, "(b t) c h w -> b c t h w", b=b)
+        if self.has_base:
+            fixed = z[:, :N_FIXED].float() * self.base_std + self.base_mean
+            base = rearrange(colour_base(fixed), "b n k c h w -> b c (n k) h w")
+            out = (out.float() + (base[:, :, 3:] if first else base)).to(out.dtype)
         return out.clamp(-1.0, 1.0) if clamp else out
 
     def stream(self, clamp: bool = True) -> "TinyStreamDecoder":

@@ -18,6 +18,7 @@ directory.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,14 @@ class TinyDecoderTask(Task):
         tcfg = self.model_cfg.tiny_decoder
         if tcfg.z_dim != self.vae.config.z_dim:
             raise UserError(f"tiny_decoder.z_dim={tcfg.z_dim} but the VAE has z_dim={self.vae.config.z_dim}")
+        if getattr(self.vae.config, "arch", "wan") == "pooled" and tcfg.base_mean is None:
+            # decode on the VAE's colour base: the pooled channels' normalization comes from the VAE
+            from relic.models.pooled_vae import N_FIXED
+
+            vc = self.vae.config
+            mean = vc.latents_mean or (0.0,) * vc.z_dim
+            std = vc.latents_std or (1.0,) * vc.z_dim
+            tcfg = dataclasses.replace(tcfg, base_mean=tuple(mean[:N_FIXED]), base_std=tuple(std[:N_FIXED]))
         self.tiny = TinyDecoder.from_pretrained(cfg.init) if cfg.init else TinyDecoder(tcfg)
         sf = self.vae.spatial_factor
         self.data = FrameWindows(cfg.data.clips, cfg.data.holdout, cfg.data.size, cfg.data.max_clips, multiple=sf,

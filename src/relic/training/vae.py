@@ -3,8 +3,13 @@
 Loss per window ``x (b 3 1+4k h w)`` in [-1, 1], reconstruction ``x̂`` from a posterior sample:
 
     L = w_l1 · |x − x̂|₁ + w_ssim · (1 − SSIM(x, x̂)) + w_kl · KL(q(z|x) ‖ N(0, I)) / (numel of x)
+        + w_edge · |∇²x − ∇²x̂|₁ + w_detail · |rms₈(∇²x) − rms₈(∇²x̂)|₁
 
-SSIM is the weight-free structural term (:func:`relic.training.losses.ssim`). Temporal causality is kept by
+SSIM is the weight-free structural term (:func:`relic.training.losses.ssim`); the two Laplacian terms
+(:func:`relic.training.losses.detail_loss`) ask for edges and for as much fine detail as the frames have,
+where the pixel losses alone settle on blur. ``loss.latent_noise = s`` decodes ``z + σ·std_c·ε`` with
+σ ~ U(0, s) per sample and ``std_c`` the batch's per-channel latent spread, so that the decoder tolerates the
+imperfect latents a DiT produces (N(0, 0.1²) on normalized latents costs it little). Temporal causality is kept by
 construction: the model is :class:`relic.models.vae.WanVAE`, whose every temporal convolution is causal, and
 training windows start anywhere in a clip, so the first-frame path (1 frame -> 1 latent) sees varied content.
 Training runs on random crops (``data.crop``) of ``data.frames`` frames; the convolutional VAE then runs at
@@ -35,10 +40,10 @@ from relic.errors import UserError
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.frames import FrameWindows, to_uint8, to_video
 from relic.training.loop import Task, Trainer
-from relic.training.losses import psnr, ssim
+from relic.training.losses import detail_loss, psnr, ssim
 
 
-ENCODER_MODULES = ("encoder", "quant_conv")     # the WanVAE modules that map frames to the posterior
+ENCODER_MODULES = ("encoder", "quant_conv")     # the modules that map frames to the posterior (those present)
 
 
 @dataclass
@@ -60,12 +65,17 @@ class VAELossConfig:
     ssim: float = 0.5
     kl: float = 1e-4                        # per-element KL weight (KL summed over latents / numel of x)
     sample_posterior: bool = True
+    edge: float = 0.0                       # |laplacian(x) - laplacian(x̂)|₁
+    detail: float = 0.0                     # |local RMS of laplacian(x) - of laplacian(x̂)|₁ over 8x8 cells
+    latent_noise: float = 0.0               # max relative noise on the decoded latents (0: none)
 
 
 @dataclass
 class VAEEvalConfig:
     frames: int = 65                        # frames of each held-out clip reconstructed for PSNR (1 + 4k)
     stat_windows: int = 16                  # training windows used for the exported latent mean / std
+    stat_frames: int | None = None          # frames per statistics window (None: data.frames); >= 41 keeps
+                                            # a causal encoder's steady state in the statistics
 
 
 @dataclass
@@ -85,13 +95,25 @@ class VAEStageConfig:
 def vae_loss(vae, x: torch.Tensor, cfg: VAELossConfig, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, dict[str, float]]:
     """The stage-0 loss of frames ``x (b 3 1+4k h w)`` -> (loss, parts)."""
-    recon, mean, logvar = vae(x, sample_posterior=cfg.sample_posterior, generator=generator)
-    recon = recon.float()
+    mean, logvar = vae.encode(x)
+    z = vae.sample(mean, logvar, generator) if cfg.sample_posterior else mean
+    if cfg.latent_noise > 0:
+        b = z.shape[0]
+        spread = z.detach().float().transpose(0, 1).flatten(1).std(dim=1).view(1, -1, 1, 1, 1)
+        sigma = cfg.latent_noise * torch.rand(b, 1, 1, 1, 1, generator=generator)
+        eps = torch.randn(z.shape, generator=generator)
+        z = z + (sigma * spread * eps).to(z)
+    recon = vae.decode(z, clamp=False).float()
     l1 = (recon - x).abs().mean()
     s = ssim(recon, x)
     kl = vae.kl(mean.float(), logvar.float()).sum() / x.numel()
     loss = cfg.l1 * l1 + cfg.ssim * (1.0 - s) + cfg.kl * kl
-    return loss, {"l1": float(l1.detach()), "ssim": float(s.detach()), "kl": float(kl.detach())}
+    parts = {"l1": float(l1.detach()), "ssim": float(s.detach()), "kl": float(kl.detach())}
+    if cfg.edge > 0 or cfg.detail > 0:
+        edge, detail = detail_loss(recon, x)
+        loss = loss + cfg.edge * edge + cfg.detail * detail
+        parts.update(edge=float(edge.detach()), detail=float(detail.detach()))
+    return loss, parts
 
 
 @torch.no_grad()
@@ -128,16 +150,14 @@ class VAETask(Task):
         self.model_cfg = model_config(cfg.preset, cfg.model)
 
     def build(self, trainer: Trainer) -> None:
-        from relic.models.vae import WanVAE
+        from relic.models.autoencoder import build_vae, load_vae
 
         cfg = self.cfg
-        if cfg.init:
-            self.vae = WanVAE.from_pretrained(cfg.init)
-        else:
-            self.vae = WanVAE(self.model_cfg.vae)
+        self.vae = load_vae(cfg.init) if cfg.init else build_vae(self.model_cfg.vae)
         if cfg.decoder_only:
             for module in ENCODER_MODULES:
-                getattr(self.vae, module).requires_grad_(False)
+                if hasattr(self.vae, module):
+                    getattr(self.vae, module).requires_grad_(False)
         sf = self.vae.spatial_factor
         if cfg.data.crop is not None and (cfg.data.crop[0] % sf or cfg.data.crop[1] % sf):
             raise UserError(f"data.crop must be multiples of {sf}, got {list(cfg.data.crop)}")
@@ -189,9 +209,10 @@ class VAETask(Task):
     def latent_stats(self, vae, windows: int, generator_rng: np.random.Generator) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the (unnormalized) posterior means over training windows."""
         d = self.cfg.data
+        frames = self.cfg.eval.stat_frames or d.frames
         mus = []
         for _ in range(max(1, windows)):
-            x = to_video(self.data.draw(generator_rng, 1, d.frames, None, vae.spatial_factor))
+            x = to_video(self.data.draw(generator_rng, 1, frames, None, vae.spatial_factor))
             mean, _ = vae.encode(x)
             mus.append(vae.denormalize(mean).float())
         z = torch.cat([m.transpose(0, 1).flatten(1) for m in mus], dim=1)   # (c n)
@@ -201,7 +222,7 @@ class VAETask(Task):
     def export(self, trainer: Trainer, directory: Path) -> None:
         import dataclasses
 
-        from relic.models.vae import WanVAE
+        from relic.models.autoencoder import build_vae
 
         vae = self._eval_model(trainer)
         if self.cfg.decoder_only:                     # same encoder: keep the init's latent normalization
@@ -209,7 +230,7 @@ class VAETask(Task):
         else:
             mean, std = self.latent_stats(vae, self.cfg.eval.stat_windows, np.random.default_rng(self.cfg.loop.seed))
             cfg = dataclasses.replace(vae.config, latents_mean=tuple(mean), latents_std=tuple(std))
-        out = WanVAE(cfg)
+        out = build_vae(cfg)
         out.load_state_dict(vae.state_dict())
         out.save_pretrained(directory)
 
