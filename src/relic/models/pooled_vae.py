@@ -14,8 +14,9 @@ the frames ``G_0 = {0}`` and ``G_i = {4i-3, ..., 4i}``; its channels at each ``(
 
 The decoder's frames are the *colour base* -- each frame's pooled ``Y`` with the group's ``Cb, Cr``, upsampled
 8x bicubically (:func:`colour_base`) -- plus a residual predicted by a conv net from the latent and the latent
-before it. Its last layer starts at zero, so an untrained decoder already equals the "8x pool + bicubic"
-baseline (with chroma averaged over 4 frames), and training only adds detail. A static camera gives identical
+before it. Its last layer starts small (0.1x a Kaiming init), so an untrained decoder is close to the "8x pool +
+bicubic" baseline (with chroma averaged over 4 frames), and training adds detail. (Exactly zero does not train:
+no gradient reaches the encoder, and around the colour base L1 has no consistent direction.) A static camera gives identical
 latents from the first one on: the first latent is the encoder applied to frame 0 repeated 4 times.
 
 Causality and streaming are exact by structure: the encoder sees only its group's frames, the decoder only
@@ -39,6 +40,9 @@ from relic.errors import UserError
 from relic.models.weights import PretrainedMixin
 
 FACTOR_S, FACTOR_T = 8, 4        # spatial and temporal compression (Wan's)
+OUT_INIT_SCALE = 0.1             # the residual's last conv starts small, not zero: a zero conv passes no gradient
+                                 # to the encoder, and L1 around the colour base has no consistent direction, so
+                                 # a zero-initialized model sat at the baseline for 600 steps (docs/training.md)
 N_FIXED = 6                      # pooled channels: Y of 4 frames, Cb, Cr
 DETERMINISTIC_LOGVAR = -30.0     # the encoder is deterministic: a (clamped) zero-variance posterior
 
@@ -91,15 +95,33 @@ def colour_base(fixed: torch.Tensor) -> torch.Tensor:
     return rearrange(up, "(b n k) c h w -> b n k c h w", b=b, n=n)
 
 
+def init_weights(module: nn.Module) -> None:
+    """Variance-preserving init for the SiLU conv nets here (there are no norms): Kaiming-normal (fan-in, ReLU
+    gain) weights and zero biases for every conv not marked ``zero_init``. PyTorch's default conv init shrinks a
+    signal ~3x per layer; eight layers deep, the decoder's residual then starts ~1e-4 small and barely learns.
+    A conv with an ``out_scale`` attribute gets that factor on its Kaiming weights."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and not getattr(m, "zero_init", False):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            m.weight.data.mul_(getattr(m, "out_scale", 1.0))
+            nn.init.zeros_(m.bias)
+
+
+def _zero(conv: nn.Conv2d) -> nn.Conv2d:
+    """Zero a conv's weights and bias and mark it so :func:`init_weights` leaves it at zero."""
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    conv.zero_init = True
+    return conv
+
+
 class ResBlock2d(nn.Module):
     """``x + conv(silu(conv(silu(x))))`` (3x3 convs, the second zero-initialized). (n c h w) -> (n c h w)."""
 
     def __init__(self, c: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        self.conv2 = _zero(nn.Conv2d(c, c, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
@@ -149,8 +171,7 @@ class ResidualDecoder(nn.Module):
         self.ups = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 3, padding=1) for i in range(3))
         self.blocks = nn.ModuleList(ResBlock2d(widths[i + 1]) for i in range(3))
         self.conv_out = nn.Conv2d(d, 3, 3, padding=1)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+        self.conv_out.out_scale = OUT_INIT_SCALE
 
     def forward(self, zz: torch.Tensor) -> torch.Tensor:
         b, n = zz.shape[:2]
@@ -194,6 +215,7 @@ class PooledVAE(PretrainedMixin, nn.Module):
         self.config = cfg
         self.encoder = GroupEncoder(cfg.base_dim, cfg.z_dim - N_FIXED)
         self.decoder = ResidualDecoder(cfg.z_dim, cfg.base_dim)
+        init_weights(self)
         mean = torch.tensor(cfg.latents_mean if cfg.latents_mean is not None else [0.0] * cfg.z_dim)
         std = torch.tensor(cfg.latents_std if cfg.latents_std is not None else [1.0] * cfg.z_dim)
         self.register_buffer("latents_mean", mean.view(1, -1, 1, 1, 1), persistent=False)

@@ -13,7 +13,7 @@ match the VAE decoder's frames (training issue); it is much cheaper: see :func:`
 
 With ``base_mean`` / ``base_std`` set (the colour-pooled autoencoder, :mod:`relic.models.pooled_vae`), the
 network's output is a residual on the latents' bicubic colour base, exactly as that VAE's own decoder, and its
-last conv starts at zero: an untrained tiny decoder already shows the pooled colours.
+last conv starts small (0.1x its default init): an untrained tiny decoder already shows the pooled colours.
 
 Shapes: latents (b z t h w) (normalized, as the DiT produces them) -> frames (b 3 f 8h 8w) in [-1, 1].
 """
@@ -133,8 +133,8 @@ class TinyDecoder(PretrainedMixin, nn.Module):
             Level(widths[i], widths[i + 1], cfg.mem_blocks, 2 if i >= n_sp - n_t else 1) for i in range(n_sp))
         self.conv_out = nn.Conv2d(widths[-1], 3, 3, padding=1)
         self.has_base = cfg.base_mean is not None
-        if self.has_base:
-            nn.init.zeros_(self.conv_out.weight)
+        if self.has_base:                  # start near the colour base (small, not zero: see pooled_vae)
+            self.conv_out.weight.data.mul_(0.1)
             nn.init.zeros_(self.conv_out.bias)
             self.register_buffer("base_mean", torch.tensor(cfg.base_mean).view(1, -1, 1, 1, 1), persistent=False)
             self.register_buffer("base_std", torch.tensor(cfg.base_std).view(1, -1, 1, 1, 1), persistent=False)

@@ -29,7 +29,7 @@ from relic.errors import UserError
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.frames import FrameWindows, to_uint8, to_video
 from relic.training.loop import Task, Trainer
-from relic.training.losses import ssim
+from relic.training.losses import detail_loss, ssim
 from relic.training.vae import beyond_window, video_psnr
 
 
@@ -52,6 +52,9 @@ class TinyLossConfig:
     l1: float = 1.0
     ssim: float = 0.5
     target: str = "vae"          # "vae": the VAE decoder's frames (distillation); "gt": the frames themselves
+    edge: float = 0.0            # Laplacian terms, as the VAE stage (relic.training.losses.detail_loss)
+    detail: float = 0.0
+    latent_noise: float = 0.0    # max relative noise on the latents it decodes (as the VAE stage)
 
 
 @dataclass
@@ -128,10 +131,21 @@ class TinyDecoderTask(Task):
             frames = self.data.draw(trainer.np_rng("data", micro), d.batch_size, d.frames, d.crop,
                                     self.vae.spatial_factor)
             z, target = self.targets(frames, trainer, lc.target)
+            if lc.latent_noise > 0:
+                g = trainer.generator("latent_noise", micro)
+                spread = z.transpose(0, 1).flatten(1).std(dim=1).view(1, -1, 1, 1, 1)
+                sigma = lc.latent_noise * torch.rand(z.shape[0], 1, 1, 1, 1, generator=g)
+                z = z + sigma * spread * torch.randn(z.shape, generator=g)
             out = self.tiny(z, clamp=False).float()
             l1 = (out - target).abs().mean()
             s = ssim(out, target)
-            return lc.l1 * l1 + lc.ssim * (1 - s), {"l1": float(l1.detach()), "ssim": float(s.detach())}
+            loss = lc.l1 * l1 + lc.ssim * (1 - s)
+            parts = {"l1": float(l1.detach()), "ssim": float(s.detach())}
+            if lc.edge > 0 or lc.detail > 0:
+                edge, detail = detail_loss(out, target)
+                loss = loss + lc.edge * edge + lc.detail * detail
+                parts.update(edge=float(edge.detach()), detail=float(detail.detach()))
+            return loss, parts
 
         return trainer.standard_step(loss_fn)
 
