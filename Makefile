@@ -1,6 +1,9 @@
 # Every target does its own set-up on a fresh Debian machine:
 #   a .venv made once, the CPU build of torch, the package and its dependencies, and the Debian packages
 #   the renderer (EGL/Mesa llvmpipe) and the browser tests (Chromium) need.
+# Set-up is quiet: pip's and apt's output goes to $(VENV)/setup.log, printed only when a step fails.
+# Debian packages (scripts/sysdeps.sh): only the missing ones, without recommends, and nothing installed is
+# ever upgraded or removed; as root they are installed, otherwise set-up says what to install.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -19,28 +22,27 @@ help:
 	@echo "make test   - run the whole test suite"
 	@echo "make setup  - only install (.venv, CPU torch, package, Debian packages)"
 
+LOG := $(VENV)/setup.log
+# run a set-up step with its output in $(LOG); on failure print the log and stop
+LOGGED = >>$(LOG) 2>&1 || { echo "set-up: failed; its log ($(LOG)) follows"; cat $(LOG); exit 1; }
+
 $(PY):
-	python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@echo "set-up: making $(VENV) (log: $(LOG))"
+	@python3 -m venv $(VENV)
+	@: > $(LOG)
+	@$(PIP) install -q --upgrade pip $(LOGGED)
 
 # Debian packages: installed with apt-get when running as root; otherwise we say what is missing.
 $(SYS_STAMP): | $(PY)
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else \
-	    echo "missing Debian packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
-	  fi; \
-	fi
+	@bash scripts/sysdeps.sh $(LOG) $(DEB_PACKAGES)
 	@touch $@
 
 # The CPU torch wheel first, so that the package's 'torch>=2.4' is already satisfied and pip never
 # resolves a CUDA build.
 $(STAMP): pyproject.toml $(SYS_STAMP) | $(PY)
-	$(PIP) install -q "torch==$(TORCH_VERSION)"
-	$(PIP) install -q -e ".[test]"
+	@echo "set-up: installing torch==$(TORCH_VERSION) (CPU) and the package into $(VENV) (log: $(LOG))"
+	@$(PIP) install -q "torch==$(TORCH_VERSION)" $(LOGGED)
+	@$(PIP) install -q -e ".[test]" $(LOGGED)
 	@touch $@
 
 setup: $(STAMP)
