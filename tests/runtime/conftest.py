@@ -59,3 +59,21 @@ def stream_inputs(cfg: RelicConfig, blocks: int, seed: int = 0):
 def tiny():
     """Helpers: tiny.cfg(memory, frames_per_block, context_noise), tiny.dit(cfg, seed), tiny.inputs(cfg, blocks, seed)."""
     return SimpleNamespace(cfg=tiny_cfg, dit=random_dit, inputs=stream_inputs)
+
+
+@pytest.fixture
+def model_dir(tiny, tmp_path):
+    """A tiny random model directory (config.json + safetensors) with the offline MiniLM text width."""
+    import dataclasses
+
+    from relic.config import TinyDecoderConfig, VAEConfig
+    from relic.models.tiny_decoder import TinyDecoder
+    from relic.models.vae import WanVAE
+    from relic.runtime.stream import save_model_dir
+
+    cfg = tiny.cfg(MemoryConfig(window=2, dtype="bf16"))
+    cfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, text_dim=384), text_len=8,
+                              vae=VAEConfig(base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1),
+                              tiny_decoder=TinyDecoderConfig(channels=8))
+    save_model_dir(tmp_path / "model", cfg, DiT(cfg.dit), WanVAE(cfg.vae), TinyDecoder(cfg.tiny_decoder))
+    return tmp_path / "model"

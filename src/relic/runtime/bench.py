@@ -11,7 +11,14 @@ times ``--blocks`` real :meth:`StreamingSession.step` calls (denoise + cache wri
   ``"estimated": true``);
 * ``recompute``: no cache: every denoising step reruns the DiT over all history latents + the block
   (a full causal forward). Its block time is measured up to ``--recompute-max-tokens`` tokens and
-  extrapolated quadratically beyond (flagged ``"estimated": true``).
+  extrapolated quadratically beyond (flagged ``"estimated": true``) through two measured points; when no
+  horizon is short enough to give them (e.g. ``--seconds 20`` alone), they are measured at the longest history
+  within the limit (and at the first frame alone, if needed) (``recompute_measured_tokens`` lists every measured
+  point). A limit under one latent's tokens measures nothing: the baseline then says ``"skipped"`` and why.
+
+The model is the default one (the shipped ``weights/relic-tiny``, as ``relic play`` and ``relic generate``),
+``--model DIR`` or ``--preset NAME`` (random weights; the speed is that of the architecture). Prompts are zero
+text states: the text encoder is not timed.
 
 Definitions: ``fps`` = video frames per step / mean step time (decode included); ``block_ms_p50/p95`` =
 step time percentiles; ``action_latency_ms`` = 1.5 × p50 step time (an action arrives on average half a
@@ -36,28 +43,43 @@ import torch
 FIELDS = ("fps", "block_ms_p50", "block_ms_p95", "action_latency_ms", "kv_tokens", "kv_bytes")
 
 
+DESCRIPTION = ("Streaming speed, action latency and KV-cache size vs horizon (seconds of video already streamed), "
+               "against two baselines: full_cache (nothing compressed) and recompute (no cache). Times real "
+               "StreamingSession.step calls on the shipped model (default), another model directory or a preset "
+               "with random weights. Writes JSON (and a plot); see docs/benchmarks.md.")
+
+
 def add_bench_parser(sub) -> None:
+    from relic.options import add_threads_argument
+    from relic.runtime.default import DEFAULT_MODEL_HELP
+
     p = sub.add_parser("stream", help="Streaming FPS, action latency and KV tokens vs horizon (+ baselines).",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="relic-tiny", help="preset (random weights; default relic-tiny)")
-    p.add_argument("--seconds", default="5,20,60,300", help="comma-separated horizons in seconds")
+                       description=DESCRIPTION)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, metavar="DIR",
+                     help=f"model directory to time (config.json + safetensors; {DEFAULT_MODEL_HELP})")
+    src.add_argument("--preset", default=None, metavar="NAME",
+                     help="time a preset with random weights instead (e.g. relic-tiny, wan2.1-1.3b)")
+    p.add_argument("--seconds", default="5,20,60,300", metavar="S[,S...]",
+                   help="comma-separated horizons in seconds of video (default 5,20,60,300)")
     p.add_argument("--blocks", type=int, default=8, help="timed blocks per horizon (default 8)")
     p.add_argument("--baseline-blocks", type=int, default=2, help="timed blocks per baseline point (default 2)")
     p.add_argument("--full-max-seconds", type=float, default=60.0,
                    help="largest horizon at which full_cache is measured; beyond, its block time is "
-                        "extrapolated linearly in context tokens (flagged estimated)")
+                        "extrapolated linearly in context tokens (flagged estimated; default 60)")
     p.add_argument("--recompute-max-tokens", type=int, default=6000,
-                   help="largest history (tokens) for which recompute is measured, not extrapolated")
+                   help="largest history (tokens) for which recompute is measured; beyond, it is extrapolated "
+                        "quadratically from measured points at or under it (flagged estimated; default 6000)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="compute precision (default auto: bf16 where the CPU has native bf16 kernels, else fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the DiT")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    add_threads_argument(p)
     p.add_argument("--no-baselines", action="store_true", help="skip the full_cache and recompute baselines")
     p.add_argument("--kv-dtype-blocks", type=int, default=0,
                    help="also stream this many blocks with fp8 and fp32 KV storage and report the output "
                         "difference against the bf16 cache (default 0 = skip)")
-    p.add_argument("--json", default="stream_bench.json", help="output JSON")
-    p.add_argument("--plot", default=None, help="output plot (PNG)")
+    p.add_argument("--json", default="stream_bench.json", help="output JSON (default stream_bench.json)")
+    p.add_argument("--plot", default=None, help="output plot (PNG; default none)")
     p.set_defaults(func=_main)
 
 
@@ -143,10 +165,42 @@ def _summary(times: tuple[list[float], list[float]], frames_per_step: int, stats
             "fps_cpu": round(frames_per_step / (cpu.mean() / 1e3), 2)}
 
 
-def _session(cfg, args, text):
+def _config(source: str):
+    """The RelicConfig of a preset or of a model directory (its config.json), read without loading weights."""
+    import json
+    from pathlib import Path
+
+    from relic.config import PRESETS, RelicConfig, config_from_dict, get_preset
+    from relic.errors import UserError
+
+    if source in PRESETS:
+        return get_preset(source)
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{source!r} is neither a model directory (no config.json) nor a preset "
+                        f"({', '.join(PRESETS)})")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserError(f"invalid JSON: {e}", source=str(path)) from None
+    return config_from_dict(RelicConfig, raw, source=str(path))
+
+
+def _session(source: str, args, text, memory=None):
+    """A session on a preset (random weights) or a model directory, with ``memory`` in place of its own."""
+    from relic.config import PRESETS
     from relic.runtime.stream import StreamingSession
-    return StreamingSession.from_pretrained(cfg.name, config=cfg, precision=args.precision, compile=args.compile,
-                                            text_encoder=text)
+
+    kw = dict(precision=args.precision, compile=getattr(args, "compile", False), text_encoder=text)
+    if source in PRESETS:
+        cfg = _config(source)
+        if memory is not None:
+            cfg = dataclasses.replace(cfg, memory=memory)
+        return StreamingSession.from_pretrained(cfg.name, config=cfg, **kw)
+    session = StreamingSession.from_pretrained(source, **kw)
+    if memory is not None:
+        session.memory = memory
+    return session
 
 
 def _at_horizon(session, image, latents, actions, blocks) -> dict:
@@ -182,26 +236,46 @@ def _recompute_ms(session, tokens_hist: int, reps: int) -> tuple[float, float]:
     return float(np.median(times)), float(np.median(cpu))
 
 
-def run(args: argparse.Namespace) -> dict:
-    from relic.config import MemoryConfig, get_preset
+def _source(args: argparse.Namespace) -> str:
+    from relic.runtime.default import default_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return getattr(args, "model", None) or getattr(args, "preset", None) or default_model()
+
+
+def _recompute_points(session, tokens_hist: int, max_tokens: int, points: list, reps: int) -> None:
+    """Make sure ``points`` holds two measured (tokens, ms, cpu ms) recompute points to extrapolate
+    ``tokens_hist`` from: the longest whole-latent history within ``max_tokens``, then the first frame alone."""
+    T = session.cache.T
+    for n in (max_tokens // T * T, T):
+        if len(points) >= 2 or not T <= n <= max_tokens or any(p[0] == n for p in points):
+            continue
+        ms, cms = _recompute_ms(session, n, reps)
+        points.append((n, ms, cms))
+        points.sort()
+
+
+def run(args: argparse.Namespace) -> dict:
+    from relic.options import apply_threads
+    from relic.config import MemoryConfig
+
+    apply_threads(getattr(args, "threads", None))
     horizons = [float(s) for s in str(args.seconds).split(",") if s.strip()]
-    cfg = get_preset(args.preset)
+    source = _source(args)
+    cfg = _config(source)
     text = _ZeroText(cfg.dit.text_dim, cfg.text_len)
     image = (np.random.default_rng(0).random((cfg.height, cfg.width, 3)) * 255).astype(np.uint8)
     frames_per_latent = cfg.dit.temporal_compression
     max_lat = int(max(horizons) * cfg.fps / frames_per_latent) + 2 + (args.blocks + 2) * cfg.frames_per_block
     actions = _path_actions(1 + 4 * max_lat)
-    session = _session(cfg, args, text)
-    full_cfg = dataclasses.replace(cfg, memory=MemoryConfig(window=None, compress=False, dtype=cfg.memory.dtype))
-    full = None if args.no_baselines else _session(full_cfg, args, text)
-    result = {"preset": cfg.name, "resolution": [cfg.height, cfg.width], "machine": _machine(),
+    session = _session(source, args, text)
+    cfg = session.cfg
+    full_mem = MemoryConfig(window=None, compress=False, dtype=session.memory.dtype)
+    full = None if args.no_baselines else _session(source, args, text, memory=full_mem)
+    result = {"model": source, "preset": cfg.name, "resolution": [cfg.height, cfg.width], "machine": _machine(),
               "precision": session.precision, "compile": bool(args.compile), "frames_per_block": cfg.frames_per_block,
-              "memory": dataclasses.asdict(cfg.memory), "dit": {"dim": cfg.dit.dim, "layers": cfg.dit.num_layers,
-                                                                 "heads": cfg.dit.num_heads}, "horizons": []}
-    rec_points: list[tuple[int, float]] = []
+              "memory": dataclasses.asdict(session.memory), "dit": {"dim": cfg.dit.dim, "layers": cfg.dit.num_layers,
+                                                                     "heads": cfg.dit.num_heads}, "horizons": []}
+    rec_points: list[tuple[int, float, float]] = []
     full_points: list[tuple[int, float]] = []
     cpu_points: list[tuple[int, float]] = []
     for sec in horizons:
@@ -225,51 +299,62 @@ def run(args: argparse.Namespace) -> dict:
                       "block_ms_p95": round(ms, 1), "action_latency_ms": round(1.5 * ms, 1),
                       "kv_tokens": int(tokens_full), "kv_bytes": int(bpt * tokens_full), "estimated": True}
             row["baselines"]["full_cache"] = fc
-            tokens_hist = (latents + 1) * session.cache.T
-            if tokens_hist <= args.recompute_max_tokens:
-                ms, cms = _recompute_ms(session, tokens_hist, args.baseline_blocks)
-                rec_points.append((tokens_hist, ms, cms))
-                est = False
-            else:
-                (n1, m1, c1), (n2, m2, c2) = (rec_points[-2], rec_points[-1]) if len(rec_points) > 1 else \
-                    ((0, 0.0, 0.0), rec_points[-1])
-                # fit ms = a + c n^2 through the last two measured points
-                ms = m1 + (m2 - m1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
-                cms = c1 + (c2 - c1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
-                est = True
-            fr = session.frames_per_step
-            row["baselines"]["recompute"] = {"fps": round(fr / (ms / 1e3), 3), "block_ms_p50": round(ms, 1),
-                                             "block_ms_p95": round(ms, 1), "action_latency_ms": round(1.5 * ms, 1),
-                                             "kv_tokens": int(tokens_hist + session.cache.T * cfg.frames_per_block),
-                                             "kv_bytes": 0, "cpu_ms_p50": round(cms, 1),
-                                             "fps_cpu": round(fr / (cms / 1e3), 3), "estimated": est}
+            row["baselines"]["recompute"] = _recompute_row(session, cfg, latents, args, rec_points)
         result["horizons"].append(row)
         print({k: row[k] for k in FIELDS + ("cpu_ms_p50", "fps_cpu")}, flush=True)
+    if rec_points:
+        result["recompute_measured_tokens"] = [n for n, _, _ in rec_points]
     if args.kv_dtype_blocks:
-        result["kv_dtype"] = kv_dtype_difference(args.preset, args.kv_dtype_blocks, session.precision)
+        result["kv_dtype"] = kv_dtype_difference(source, args.kv_dtype_blocks, session.precision)
         print(result["kv_dtype"], flush=True)
     result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 
+def _recompute_row(session, cfg, latents: int, args, rec_points: list) -> dict:
+    """The recompute baseline at a horizon: measured when its history is within --recompute-max-tokens, else
+    extrapolated (ms = a + c n², through the two measured points nearest below; ``estimated``). When not even
+    the first frame fits under --recompute-max-tokens nothing can be measured: ``skipped`` says so."""
+    T = session.cache.T
+    tokens_hist = (latents + 1) * T
+    if tokens_hist <= args.recompute_max_tokens:
+        ms, cms = _recompute_ms(session, tokens_hist, args.baseline_blocks)
+        rec_points.append((tokens_hist, ms, cms))
+        rec_points.sort()
+        est = False
+    else:
+        _recompute_points(session, tokens_hist, args.recompute_max_tokens, rec_points, args.baseline_blocks)
+        if not rec_points:
+            return {"skipped": f"--recompute-max-tokens {args.recompute_max_tokens} is under one latent's "
+                               f"{T} tokens: no recompute point to measure or extrapolate from"}
+        (n1, m1, c1), (n2, m2, c2) = (rec_points[-2], rec_points[-1]) if len(rec_points) > 1 else \
+            ((0, 0.0, 0.0), rec_points[-1])
+        # fit ms = a + c n^2 through the last two measured points
+        ms = m1 + (m2 - m1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
+        cms = c1 + (c2 - c1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
+        est = True
+    fr = session.frames_per_step
+    return {"fps": round(fr / (ms / 1e3), 3), "block_ms_p50": round(ms, 1), "block_ms_p95": round(ms, 1),
+            "action_latency_ms": round(1.5 * ms, 1), "kv_tokens": int(tokens_hist + T * cfg.frames_per_block),
+            "kv_bytes": 0, "cpu_ms_p50": round(cms, 1), "fps_cpu": round(fr / (cms / 1e3), 3), "estimated": est}
+
+
 @torch.no_grad()
-def kv_dtype_difference(preset: str, blocks: int, precision: str = "bf16") -> dict:
+def kv_dtype_difference(source: str, blocks: int, precision: str = "bf16") -> dict:
     """Stream the same blocks with KV storage bf16 (reference), fp8 and fp32; report output differences.
 
-    Returns per dtype: latent_rel_err (mean |x0 - x0_bf16| / mean |x0_bf16| over all blocks), latent_max_abs,
-    frame_mae (uint8 frames, 0..255) and kv_bytes.
+    ``source`` is a preset name (random weights) or a model directory. Returns per dtype: latent_rel_err
+    (mean |x0 - x0_bf16| / mean |x0_bf16| over all blocks), latent_max_abs, frame_mae (uint8 frames, 0..255)
+    and kv_bytes.
     """
-    from relic.config import get_preset
-    from relic.runtime.stream import StreamingSession
-
-    cfg = get_preset(preset)
+    cfg = _config(source)
     text = _ZeroText(cfg.dit.text_dim, cfg.text_len)
     image = (np.random.default_rng(0).random((cfg.height, cfg.width, 3)) * 255).astype(np.uint8)
     actions = _path_actions(1 + 4 * (blocks + 1) * cfg.frames_per_block)
     runs = {}
     for dt in ("bf16", "fp8", "fp32"):
-        c = dataclasses.replace(cfg, memory=dataclasses.replace(cfg.memory, dtype=dt))
-        s = StreamingSession.from_pretrained(c.name, config=c, precision=precision, text_encoder=text)
+        s = _session(source, argparse.Namespace(precision=precision), text,
+                     memory=dataclasses.replace(cfg.memory, dtype=dt))
         lat, frames = [], []
         orig = s.student.generate_block
 
@@ -312,10 +397,12 @@ def plot(result: dict, path: str) -> None:
         if key == "cpu_ms_p50":
             ax.plot(x, [h["block_ms_p50"] for h in hs], "o:", color="C0", alpha=0.5, label="RELIC cache, wall (loaded machine)")
         for name in ("full_cache", "recompute"):
-            ys = [h["baselines"].get(name, {}).get(key) for h in hs]
-            if any(y is not None for y in ys):
-                ax.plot(x, ys, "s--", label=name + " (hollow = extrapolated)")
-                est = [(xi, y) for xi, y, h in zip(x, ys, hs) if h["baselines"].get(name, {}).get("estimated")]
+            pts = [(xi, h["baselines"].get(name, {}).get(key)) for xi, h in zip(x, hs)]
+            pts = [(xi, y) for xi, y in pts if y is not None]        # a skipped baseline has no point
+            if pts:
+                ax.plot(*zip(*pts), "s--", label=name + " (hollow = extrapolated)")
+                est = [(xi, h["baselines"][name][key]) for xi, h in zip(x, hs)
+                       if h["baselines"].get(name, {}).get("estimated")]
                 if est:
                     ax.plot(*zip(*est), "s", mfc="white", color=ax.lines[-1].get_color())
         ax.set_xscale("log")
@@ -325,13 +412,14 @@ def plot(result: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     r = result
-    fig.suptitle(f"relic bench stream: {r['preset']} {r['resolution'][0]}x{r['resolution'][1]}, {r['precision']}, "
+    fig.suptitle(f"relic bench stream: {r.get('model', r['preset'])} {r['resolution'][0]}x{r['resolution'][1]}, {r['precision']}, "
                  f"{r['machine']['threads']} thread(s) on a {r['machine']['cpus']}-CPU machine")
     fig.tight_layout()
     save_figure(fig, path, dpi=100, format="png")
 
 
 def _main(args: argparse.Namespace) -> int:
+    from relic.options import check_output_file, check_threads
     from relic.errors import UserError
     from relic.fileio import write_json_atomic
 
@@ -339,10 +427,17 @@ def _main(args: argparse.Namespace) -> int:
         hs = [float(s) for s in str(args.seconds).split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--seconds must be comma-separated numbers, got {args.seconds!r}") from None
-    if not hs or min(hs) <= 0:
+    if not hs or min(hs) <= 0 or not all(np.isfinite(hs)):
         raise UserError("--seconds needs positive horizons")
     if args.blocks < 1 or args.baseline_blocks < 1:
         raise UserError("--blocks and --baseline-blocks must be >= 1")
+    if args.recompute_max_tokens < 0:
+        raise UserError(f"--recompute-max-tokens must be >= 0, got {args.recompute_max_tokens}")
+    check_threads(args.threads)
+    check_output_file(args.json, "--json")
+    if args.plot:
+        check_output_file(args.plot, "--plot")
+    _config(_source(args))                     # a bad --model is a one-line error before anything runs
     result = run(args)
     write_json_atomic(args.json, result)
     if args.plot:

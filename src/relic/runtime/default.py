@@ -13,6 +13,10 @@ from pathlib import Path
 #: the shipped default model of a source checkout (the repository's weights/relic-tiny)
 REPO_MODEL = Path(__file__).resolve().parents[3] / "weights" / "relic-tiny"
 
+#: what the commands' --help says about the default (``--model``)
+DEFAULT_MODEL_HELP = ("default: $RELIC_MODEL, else the shipped weights/relic-tiny (docs/model-card.md), else the "
+                      "relic-tiny preset with random weights")
+
 
 def default_model() -> str:
     """$RELIC_MODEL, else the shipped ``weights/relic-tiny`` (if it has a config.json), else ``relic-tiny``."""
