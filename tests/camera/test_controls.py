@@ -30,6 +30,22 @@ def test_script_errors_name_token_and_position(script, pos, token):
     assert f"position {pos}" in str(e.value) and repr(token) in str(e.value)
 
 
+def test_script_repeats_in_seconds_are_video_frames_at_fps():
+    assert (parse_action_script("w*1s") == parse_action_script("w*16")).all()     # 16 FPS by default
+    a = parse_action_script("w*2s left*0.5s static", fps=8)
+    assert a.shape == (16 + 4 + 1, 13)
+    assert (a[:16, ACTION_INDEX["dolly_in"]] == 1).all() and (a[16:20, ACTION_INDEX["pan_left"]] > 0).all()
+    assert parse_action_script("w*.25s").shape == (4, 13)
+
+
+@pytest.mark.parametrize("script,why", [("w*0.1s", "1.6 video frames at 16 FPS"), ("w*0s", "0 video frames"),
+                                        ("w*1.5m", "expected *N video frames or *Ts seconds")])
+def test_script_seconds_errors_say_why(script, why):
+    with pytest.raises(ActionScriptError) as e:
+        parse_action_script(script)
+    assert why in str(e.value) and repr(script) in str(e.value) and "position 0" in str(e.value)
+
+
 def test_empty_script():
     with pytest.raises(ActionScriptError):
         parse_action_script("   ")

@@ -17,10 +17,12 @@ degrees per frame, mouse motion ``mouse_deg_per_px`` degrees per pixel, capped a
 
 Action scripts
 --------------
-A script is a whitespace-separated list of tokens ``ITEM[+ITEM...][*N]``. An item is a key name from the
-table (``w a s d e q up down left right z x``), an action name (``dolly_in``, ``pan_left``, …) or
-``static``, optionally with a magnitude ``name:0.5``. ``*N`` repeats the frame N times (default 1).
-Example: ``"w*16 a+left*8 static*4 up*12"``.
+A script is a whitespace-separated list of tokens ``ITEM[+ITEM...][*N | *Ts]``. An item is a key name from
+the table (``w a s d e q up down left right z x``), an action name (``dolly_in``, ``pan_left``, …) or
+``static``, optionally with a magnitude ``name:0.5``. Every action is one *video frame*: ``*N`` holds it for
+N video frames (default 1), ``*Ts`` for T seconds (T × fps frames; it must come out a whole number of
+frames). At the 16 FPS of every preset, ``w*16`` = ``w*1s`` = one second of dolly-in.
+Example: ``"w*2s a+left*8 static*4 up*0.75s"``.
 """
 
 from __future__ import annotations
@@ -104,18 +106,23 @@ class ActionScriptError(ValueError):
 
 _TOKEN = re.compile(r"\S+")
 _ITEM = re.compile(r"^([a-z_]+)(?::([0-9]*\.?[0-9]+))?$")
+_SECONDS = re.compile(r"^([0-9]*\.?[0-9]+)s$")
+
+#: video frames per second of every preset (relic.config.RelicConfig.fps): what ``*Ts`` counts in by default
+FPS = 16
 
 
-def parse_action_script(script: str, keymap: KeyMap = KeyMap()) -> np.ndarray:
-    """Parse an action script (module docstring) into per-frame actions (N, 13) float64."""
+def parse_action_script(script: str, keymap: KeyMap = KeyMap(), fps: int = FPS) -> np.ndarray:
+    """Parse an action script (module docstring) into per-video-frame actions (N, 13) float64.
+
+    ``fps`` (video frames per second) turns a repeat in seconds (``w*2s``) into frames.
+    """
     frames: list[np.ndarray] = []
     for m in _TOKEN.finditer(script):
         tok, pos = m.group(0), m.start()
         body, _, rep = tok.partition("*")
         if rep:
-            if not rep.isdigit() or int(rep) < 1:
-                raise ActionScriptError(f"bad repeat count in token {tok!r} at position {pos}")
-            n = int(rep)
+            n = _repeat(rep, tok, pos, fps)
         else:
             n = 1
         a = np.zeros(NUM_ACTIONS)
@@ -133,6 +140,22 @@ def parse_action_script(script: str, keymap: KeyMap = KeyMap()) -> np.ndarray:
     if not frames:
         raise ActionScriptError("empty action script")
     return np.stack(frames)
+
+
+def _repeat(rep: str, tok: str, pos: int, fps: int) -> int:
+    """Video frames of a repeat ``N`` (frames) or ``Ts`` (seconds at ``fps``)."""
+    sec = _SECONDS.match(rep)
+    if sec:
+        frames = float(sec.group(1)) * fps
+        n = round(frames)
+        if n < 1 or abs(frames - n) > 1e-6:
+            raise ActionScriptError(f"{sec.group(1)} s in token {tok!r} at position {pos} is {frames:g} video "
+                                    f"frames at {fps} FPS; it must be a whole number of frames, at least 1")
+        return n
+    if not rep.isdigit() or int(rep) < 1:
+        raise ActionScriptError(f"bad repeat count in token {tok!r} at position {pos} (expected *N video "
+                                f"frames or *Ts seconds, e.g. w*16 or w*1s)")
+    return int(rep)
 
 
 def opposite(action: str) -> str:

@@ -1,4 +1,8 @@
-"""CLI command groups. Each module exposes ``register(subparsers)``; see :mod:`relic.cli`."""
+"""CLI command groups. Each module exposes ``register(subparsers)``; see :mod:`relic.cli`.
+
+Options shared by several commands (``--threads``, output-file checks) live in :mod:`relic.options`; what
+``--model`` loads by default in :mod:`relic.runtime.default`.
+"""
 
 import argparse
 

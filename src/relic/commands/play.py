@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+from relic.options import add_threads_argument
+from relic.runtime.default import DEFAULT_MODEL_HELP
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "play", help="Play in the browser: steer the camera through a world generated from one image.",
         description="Start the play server: load and warm up the model (with a progress bar), then serve the "
-                    "page on http://HOST:PORT. Nothing is accepted before the model is ready.")
+                    "page on http://HOST:PORT. Nothing is accepted before the model is ready. The model: --model, "
+                    "--preset, else $RELIC_MODEL, else the shipped weights/relic-tiny.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", metavar="DIR", help="model directory (config.json + safetensors)")
+    src.add_argument("--model", metavar="DIR",
+                     help=f"model directory (config.json + safetensors; {DEFAULT_MODEL_HELP})")
     src.add_argument("--preset", metavar="NAME",
                      help="a preset with random weights, e.g. relic-tiny (for development)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--max-sessions", type=int, default=1, metavar="N",
                    help="concurrent players (one model instance and worker thread each; default 1)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default: torch's choice; 1 helps on a busy shared CPU)")
+    add_threads_argument(p)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the DiT (compiled during the warm-up, before the URL is printed)")
     p.set_defaults(func=_play, _parser=p)
@@ -28,13 +32,13 @@ def register(subparsers) -> None:
 def _play(args: argparse.Namespace) -> int:
     import socket
 
+    from relic.options import check_threads
     from relic.errors import UserError
     from relic.serve.limits import ServeConfig
 
     if not 1 <= args.max_sessions <= 64:
         raise UserError(f"--max-sessions must be between 1 and 64, got {args.max_sessions}")
-    if args.threads is not None and not 1 <= args.threads <= 256:
-        raise UserError(f"--threads must be between 1 and 256, got {args.threads}")
+    check_threads(args.threads)
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     # bind first, so that a busy port fails before the model is loaded
@@ -56,13 +60,11 @@ def _play(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, sock, cfg) -> int:
     import uvicorn
 
+    from relic.options import apply_threads
     from relic.serve.app import EnginePool, create_app, uvicorn_config
     from relic.serve.engine import load_engines
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     engines, source = load_engines(model=args.model, preset=args.preset, count=cfg.max_sessions,
                                    compile=args.compile)
     app = create_app(EnginePool(engines), cfg)

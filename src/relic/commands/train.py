@@ -32,7 +32,8 @@ def register(subparsers) -> None:
     _, sub = add_group(subparsers, "train", "Training stages: vae, tiny-decoder, teacher, ode-pairs, ode-init, dmd; package.")
     for stage, (_, _, help_) in STAGES.items():
         p = sub.add_parser(stage, help=help_, description=help_ + " Overrides look like optim.lr=1e-4.")
-        p.add_argument("--config", default=None, help=f"YAML config (e.g. configs/tiny/{stage}.yaml)")
+        p.add_argument("--config", required=True, metavar="YAML",
+                       help=f"the stage's YAML config (required; e.g. configs/tiny/{stage.replace('-', '_')}.yaml)")
         p.add_argument("overrides", nargs="*", metavar="key.sub=value",
                        help="dotted overrides of config fields (values parsed as YAML)")
         p.add_argument("--resume", action="store_true",
