@@ -46,7 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relic: interrupted", file=sys.stderr)
         return 130
-    return int(rc or 0)
+    rc = int(rc or 0)
+    if rc == 0:
+        _leave_process_group()
+    return rc
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, after a successful command: leave the process group and exit here, before the
+    interpreter's finalization (:func:`relic.training.distributed.exit_process` says why). A failing rank
+    just returns: torchrun stops the others."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from relic.training.distributed import exit_process
+
+        exit_process(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from relic.config import DiTConfig, MemoryConfig
 from relic.memory import LatentKV, build_context
 from relic.models.dit import DiT
 from relic.models.sequence_parallel import SequenceParallel
+from relic.training.distributed import exit_process
 
 TOL = 1e-5
 
@@ -123,10 +124,10 @@ def main():
                    close(a.v.grad / P, r.v.grad[..., heads, :], f"grad history v {a.index}"))
     print(f"rank {rank}: fwd {errs['out']:.2e} kv {max(errs.values()):.2e} param-grad {gerr:.2e} "
           f"history-grad {herr:.2e} OK", flush=True)
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     main()
+    exit_process(0)

@@ -19,6 +19,7 @@ from relic.models.sequence_parallel import SequenceParallel
 from relic.models.tiny_decoder import TinyDecoder
 from relic.models.vae import WanVAE
 from relic.runtime.stream import StreamingSession
+from relic.training.distributed import exit_process
 
 
 class FakeText:
@@ -70,9 +71,9 @@ def main():
         assert diff == 0, f"{dtype}: frames differ by up to {diff} levels"
         print(f"rank {dist.get_rank()} {dtype}: {sum(len(f) for f in out)} frames identical, KV "
               f"{mem['bytes']} vs {ref_mem['bytes']} bytes OK", flush=True)
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
+    exit_process(0)

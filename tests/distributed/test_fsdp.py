@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_ulysses import run_torchrun  # noqa: E402
+from torchrun import run_torchrun  # noqa: E402
 
 WORKER = Path(__file__).with_name("train_worker.py")
 STEPS = 4
@@ -39,7 +39,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 def single(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "run"
     res = subprocess.run([sys.executable, str(WORKER), str(out), str(STEPS)], capture_output=True, text=True,
-                         timeout=180, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                         timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     return out
 
@@ -66,6 +66,6 @@ def test_sharded_checkpoint_saved_by_two_ranks_resumes_with_one(single, tmp_path
     run_torchrun(WORKER, str(out), "2")                            # 2 steps with 2 ranks, sharded checkpoint
     assert (out / "checkpoints" / "step_00000002" / "sharded").is_dir()
     res = subprocess.run([sys.executable, str(WORKER), str(out), str(STEPS), "--resume"], capture_output=True,
-                         text=True, timeout=180, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                         text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert_same_run(out, single)

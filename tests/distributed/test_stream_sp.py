@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_ulysses import run_torchrun  # noqa: E402
+from torchrun import run_torchrun  # noqa: E402
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import torch
 from relic.config import DiTConfig
 from relic.models.dit import DiT
 from relic.training.config import LoopConfig, OptimConfig
-from relic.training.distributed import DistributedConfig, data_shard, make_trainer, shutdown
+from relic.training.distributed import DistributedConfig, data_shard, exit_process, make_trainer
 from relic.training.loop import Task
 
 GLOBAL_BATCH = 4
@@ -74,9 +74,9 @@ def main():
     trainer = make_trainer(SyntheticTask(), out, loop, {"stage": "synthetic"}, DistributedConfig(sp_size=sp_size))
     trainer.fit(resume="--resume" in sys.argv)
     print(f"rank {trainer.env.rank}/{trainer.env.world_size} done", flush=True)
-    shutdown()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()
+    exit_process(0)

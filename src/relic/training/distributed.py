@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -170,11 +171,40 @@ def init_distributed(cfg: DistributedConfig | None = None) -> DistEnv:
 
 
 def shutdown() -> None:
-    """Destroy the process group (if any) and go back to a one-process environment."""
+    """Leave the process group (if any): a barrier, so that no rank is still inside a collective when another
+    tears its connections down, then destroy it. Back to a one-process environment."""
     global _ENV
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
     _ENV = DistEnv()
+
+
+def exit_process(code: int = 0) -> NoReturn:
+    """End a torchrun worker: :func:`shutdown`, flush stdout and stderr, and exit with ``code`` at once,
+    without the interpreter's finalization. Every torchrun entry point ends through here.
+
+    Why not a plain return: the functional collectives that Ulysses uses
+    (``torch.distributed._functional_collectives``, torch 2.13) keep references to the process group that
+    :func:`torch.distributed.destroy_process_group` cannot drop, so the gloo group and its worker threads
+    outlive it. A worker thread that releases the tensors of the last collective needs the GIL; if that
+    happens while the interpreter is finalizing, CPython ends the thread with ``pthread_exit``, whose unwind
+    through a ``noexcept`` C++ frame calls ``std::terminate``: "terminate called without an active
+    exception" and SIGABRT after every rank has finished its work (6 runs of 22 here, on 2 cores).
+    Nothing is left to do once the group is gone and the output is flushed, so the process leaves before
+    finalization can start.
+    """
+    try:
+        shutdown()
+    except Exception as e:                 # a peer gone early: say so, and never exit 0 on it
+        print(f"leaving the process group failed: {e}", file=sys.stderr)
+        code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def data_shard() -> tuple[int, int]:
