@@ -10,7 +10,8 @@ from relic.cli import main
 from relic.config import VAEConfig
 from relic.data.clips import list_clips
 from relic.data.dataset import ClipDataset, DatasetConfig
-from relic.data.latents import LatentFile, _to_video, encode_frames
+from relic.data.latents import FORMAT, LatentFile, _to_video, encode_frames, is_done, vae_id
+from relic.data.start_image import preprocess_image
 from relic.errors import UserError
 from relic.models.vae import WanVAE
 
@@ -102,11 +103,17 @@ def test_latent_samples_match_the_encoded_frames(clip_root, vae_dir, cache):
         assert s["latents"].shape == (4, 1 + (ds.num_frames - 1) // 4, 8, 12)
         assert idx[0] % 4 == 0
         np.testing.assert_array_equal(s["first_frame"].numpy(), frames[idx[0]])
-        for li in range(n_lat):
+        # latent 0: the start frame encoded alone, as StreamingSession.start encodes a start image
+        with torch.no_grad():
+            single = vae.encode(preprocess_image(frames[idx[0]], *frames.shape[1:3]))[0][0, :, 0]
+        torch.testing.assert_close(s["latents"][:, 0], single, atol=1e-5, rtol=1e-4)
+        if idx[0] > 0:                                # ... which is not the clip's video latent there
+            assert (s["latents"][:, 0] - fwd[:, idx[0] // 4]).abs().max() > 1e-3
+        for li in range(1, n_lat):
             anchor = idx[4 * li]                      # the last frame of the group, in sample time
-            if li == 0 or idx[4 * li - 1] < anchor:   # group runs forward in time: the clip's latent
+            if idx[4 * li - 1] < anchor:              # group runs forward in time: the clip's latent
                 expect = fwd[:, anchor // 4]
-                assert all(idx[4 * li - m] == anchor - m for m in range(4)) if li else True
+                assert all(idx[4 * li - m] == anchor - m for m in range(4))
             else:                                     # group runs backward: the reversed clip's latent
                 expect = rev[:, (4 * K - anchor) // 4]
                 assert all(idx[4 * li - m] == anchor + m for m in range(4))
@@ -134,3 +141,63 @@ def test_bf16_encode_is_the_autocast_encode(clip_root, vae_dir, tmp_path):
         fp32 = encode_frames(vae, frames)
     torch.testing.assert_close(got.float(), want[:, :5].float())
     assert 0 < (got.float() - fp32[:, :5]).abs().max() < 0.05 * fp32.abs().max()
+
+
+def test_first_latents_are_the_runtime_start_latents(clip_root, vae_dir, tmp_path):
+    """The cache's first_latents[j] is bitwise what StreamingSession.start feeds the DiT for anchor frame 4j (fp32,
+    float32 storage): the same function (relic.data.start_image.encode_start_image), the same preprocessing."""
+    import dataclasses
+
+    from relic.config import DiTConfig, get_preset
+    from relic.models.dit import DiT
+    from relic.runtime.stream import StreamingSession
+
+    one = tmp_path / "one"
+    one.mkdir()
+    os.symlink(list_clips(clip_root)[2].path, one / "clip_002")
+    out = tmp_path / "cache"
+    assert main(["data", "encode", str(one), "--vae", str(vae_dir), "--out", str(out), "--no-reverse"]) == 0
+    lf = LatentFile(out / "clip_002.safetensors")
+    vae = WanVAE.from_pretrained(vae_dir).eval()
+    frames = list_clips(one)[0].frames()
+    dit_cfg = DiTConfig(dim=32, ffn_dim=64, text_dim=8, num_heads=2, num_layers=1, freq_dim=32, in_channels=4,
+                        out_channels=4, action_hidden=16, pose_hidden=16)
+    cfg = dataclasses.replace(get_preset("relic-tiny"), height=frames.shape[1], width=frames.shape[2], vae=TINY,
+                              dit=dit_cfg)
+
+    class Text:
+        dim = 8
+
+        def encode(self, prompts):
+            return torch.zeros(len(prompts), 2, self.dim), torch.ones(len(prompts), 2, dtype=torch.bool)
+
+    torch.manual_seed(0)
+    session = StreamingSession(cfg, DiT(dit_cfg), vae, None, text_encoder=Text(), decoder="vae", precision="fp32")
+    seen = []
+    write_first = session.student.write_first
+
+    def spy(cache, z0, text):                      # what the runtime hands the DiT as the first latent
+        seen.append(z0.detach().clone())
+        return write_first(cache, z0, text)
+
+    session.student.write_first = spy
+    for j in (0, 3, lf.num_latents - 1):
+        session.start(frames[4 * j], "a prompt")
+        assert torch.equal(lf.first_latent(j), seen[-1][0].cpu()), j
+    assert not torch.equal(lf.first_latent(3), lf.latents(np.arange(3, 4)))    # not the video latent
+
+
+def test_old_cache_format_is_a_clear_error_and_is_re_encoded(clip_root, vae_dir, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    old = tmp_path / "old"
+    old.mkdir()
+    meta = {"format": "relic-latents-1", "clip": "clip_000", "num_frames": "5", "fps": "16.0",
+            "vae_id": vae_id(vae_dir), "temporal_factor": "4", "spatial_factor": "8"}
+    save_file({"latents": torch.zeros(4, 2, 8, 12)}, str(old / "clip_000.safetensors"), metadata=meta)
+    assert FORMAT != "relic-latents-1" and not is_done(old / "clip_000.safetensors", vae_id(vae_dir))
+    with pytest.raises(UserError, match="relic-latents-1 is out of date.*relic data encode") as e:
+        LatentFile(old / "clip_000.safetensors")
+    assert len(str(e.value).splitlines()) == 1
+    with pytest.raises(UserError, match="out of date"):
+        ClipDataset(list_clips(clip_root)[:1], DatasetConfig(seconds=0.3, latents=str(old)))

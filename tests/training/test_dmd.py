@@ -1,13 +1,18 @@
-"""DMD: the rollout is the runtime's, replayed back-propagation equals naive back-propagation, memory stays flat."""
+"""DMD: the rollout is the runtime's, replayed back-propagation equals naive back-propagation for every exit step,
+memory stays flat."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
+from relic.errors import UserError
 from relic.training.bench import bench_model_config, grads_of, make_problem, run_once
-from relic.training.dmd import naive_backward, replay_backward, rollout, score_difference
+from relic.training.dmd import (DMDConfig, dmd_sigmas, draw_exit_step, naive_backward, replay_backward, rollout,
+                                score_difference)
 
 
 def _cfg():
@@ -38,29 +43,89 @@ def test_rollout_is_the_runtime_student():
     assert any(p[1] > 1 for p in cache.last_plan), "the test should exercise compressed memory"
 
 
-@pytest.mark.parametrize("grad_steps", [1, 2])
-def test_replay_gradients_equal_naive_full_graph(grad_steps):
+@pytest.mark.parametrize("exit_step, grad_steps", [(None, 1), (None, 2), (0, 1), (1, 1), (2, 1), (3, 1), (2, 2)])
+def test_replay_gradients_equal_naive_full_graph(exit_step, grad_steps):
+    """For every exit step (None = the last, 3), the replay's gradients equal one backward through the full graph."""
     mcfg = _cfg()
     L = 5
     student, first, text, actions, R, P = make_problem(mcfg, L)
     g_sig = torch.Generator().manual_seed(9)
     # naive: one graph through every block, one backward
     ro_n, outs = rollout(student, mcfg, first, text, actions, R, P, L, torch.Generator().manual_seed(3),
-                         grad_steps=grad_steps)
+                         grad_steps=grad_steps, exit_step=exit_step)
     grad = torch.randn(ro_n.latents.shape, generator=g_sig)
     naive_backward(outs, ro_n, grad)
     g_naive = grads_of(student).clone()
     student.zero_grad(set_to_none=True)
     # replay: rollout without autograd, then block by block
     with torch.no_grad():
-        ro_r, _ = rollout(student, mcfg, first, text, actions, R, P, L, torch.Generator().manual_seed(3))
+        ro_r, _ = rollout(student, mcfg, first, text, actions, R, P, L, torch.Generator().manual_seed(3),
+                          exit_step=exit_step)
     assert not any(x.requires_grad for x in ro_r.latents.flatten()[:1])
+    assert all(rec.exit == (3 if exit_step is None else exit_step) for rec in ro_r.blocks)
     torch.testing.assert_close(ro_r.latents, ro_n.latents, rtol=0, atol=0)
     replay_backward(student, mcfg, ro_r, grad, text, actions, R, P, grad_steps)
     g_replay = grads_of(student)
     assert g_naive.norm() > 0
     rel = float((g_naive - g_replay).norm() / g_naive.norm())
     assert rel <= 1e-4, rel
+
+
+def test_exit_step_output_is_that_steps_x0_and_the_cache_write():
+    """With exit step e, a block's output is the x0 of its step e (the runtime's few-step sampler cut after step e,
+    same noises), and that x0 is what the next block sees in the cache: block 2 of the rollout equals a runtime
+    Student whose cache holds block 1's exit-step output."""
+    from relic.runtime.sampling import student_denoise
+    from relic.runtime.student import Student
+    from relic.training.dmd import _block_cond
+
+    mcfg = _cfg()
+    L = 2
+    student, first, (text, _), actions, R, P = make_problem(mcfg, L)
+    Rn, Pn = R[0].double().numpy(), P[0].double().numpy()
+    for e in range(4):
+        with torch.no_grad():
+            ro, _ = rollout(student, mcfg, first, (text, None), actions, R, P, L, torch.Generator().manual_seed(5),
+                            exit_step=e)
+            rt = Student(student, mcfg)
+            cache = rt.new_cache(mcfg.latent_hw)
+            tctx = student.prepare_text(text, None)
+            rt.write_first(cache, first, tctx)
+            cut = dataclasses.replace(mcfg.sampler, timesteps=mcfg.sampler.timesteps[:e + 1])
+            for rec in ro.blocks:
+                s = rec.start
+                noise, renoise = rec.noises()
+                ctx = rt.rotated_context(cache, Rn[s], Pn[s])
+                a, Rb, Pb = _block_cond(actions, R, P, s, 1)
+
+                def velocity(x, t):
+                    return student(x, t, tctx, None, a, Rb, Pb, frame_offset=s, kv_context=ctx,
+                                   kv_context_rotated=True)
+
+                x0 = student_denoise(velocity, noise, cut, renoise=renoise[:e])
+                torch.testing.assert_close(ro.latents[:, :, s:s + 1], x0, rtol=1e-5, atol=1e-5)
+                # write this x0 into the cache as Student.generate_block writes its x0 (clean, t = 0): the
+                # next block then matches the rollout only if the rollout wrote the exit step's x0 too
+                _, kv = student(x0, torch.zeros(1, 1), tctx, None, a, Rb, Pb, frame_offset=s, kv_context=ctx,
+                                kv_context_rotated=True, return_kv=True)
+                cache.push_block(kv, Rn[s:s + 1], Pn[s:s + 1])
+
+
+def test_draw_exit_step_and_dmd_sigmas():
+    g = torch.Generator().manual_seed(0)
+    draws = [draw_exit_step("sampled", 4, g) for _ in range(400)]
+    assert set(draws) == {0, 1, 2, 3} and all(60 < draws.count(k) < 140 for k in range(4))
+    assert draw_exit_step("last", 4, g) == 3 and draw_exit_step(1, 4, g) == 1
+    for bad in ("first", 4, -1, True):
+        with pytest.raises(UserError, match="exit_step"):
+            draw_exit_step(bad, 4, g)
+    s = dmd_sigmas(20000, DMDConfig(), torch.Generator().manual_seed(1))
+    assert float(s.max()) == pytest.approx(0.98) and float(s.min()) >= 0.02 - 1e-7   # Self-Forcing: clamp after shift
+    assert float((s == 0.98).float().mean()) > 0.05                              # the clamp takes the top of u
+    old = dmd_sigmas(20000, DMDConfig(sigma="shift_range"), torch.Generator().manual_seed(1))
+    assert 0.99 < float(old.max()) <= 0.9960 + 1e-4                              # the earlier scheme: up to 0.996
+    with pytest.raises(UserError, match="dmd.sigma"):
+        dmd_sigmas(1, DMDConfig(sigma="bogus"), g)
 
 
 def test_score_difference_vanishes_when_fake_equals_real_without_guidance():

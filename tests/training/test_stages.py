@@ -61,6 +61,26 @@ def test_ode_schedule_passes_through_the_student_timesteps():
     assert torch.equal(out, x) and all(torch.equal(r, x) for r in rec)
 
 
+def test_ode_pair_spacing_is_the_teachers_own_schedule():
+    """spacing "shifted": the Euler steps are even in unshifted time, so with the student's t ∈ {1000, 750, 500,
+    250} as knots and 20 steps the schedule IS the teacher sampler's (5 steps from σ = 1 to 0.9375, not 1);
+    "linear" (shift 1) is the earlier schedule, even in σ."""
+    from relic.config import SamplerConfig
+    from relic.runtime.sampling import euler_sigmas, student_sigmas
+    from relic.training.teacher import ode_sigma_schedule
+
+    knots = student_sigmas(SamplerConfig())
+    shifted = ode_sigma_schedule(knots, 20, 5.0)
+    np.testing.assert_allclose(shifted, euler_sigmas(20, 5.0), rtol=0, atol=1e-12)
+    assert all(k in shifted for k in knots) and shifted.index(knots[1]) == 5
+    linear = ode_sigma_schedule(knots, 20)
+    assert linear.index(knots[1]) == 1                                  # one Euler step from σ = 1 to 0.9375
+    # a sampler shift other than the student's: the knots are still hit exactly, steps still about even in u
+    odd = ode_sigma_schedule(knots, 12, 3.0)
+    assert odd[0] == 1.0 and odd[-1] == 0.0 and all(k in odd for k in knots) and abs(len(odd) - 13) <= 1
+    assert all(a > b for a, b in zip(odd, odd[1:]))
+
+
 def _tiny_dit():
     from relic.config import DiTConfig
     from relic.models.dit import DiT
@@ -149,3 +169,19 @@ def test_teacher_init_applies_model_dit_overrides(tmp_path):
     assert init_dit(str(tmp_path / "init"), None).cfg == src.cfg
     with pytest.raises(UserError, match="change the shapes"):
         init_dit(str(tmp_path / "init"), {"ffn_dim": 96})
+
+
+def test_old_ode_pairs_are_refused_and_regenerated(tmp_path):
+    """Pairs of format 1 were sampled from the clip's video latent: reading one is a one-line error, and
+    `relic train ode-pairs` does not count it as done."""
+    from safetensors.torch import save_file
+
+    from relic.errors import UserError
+    from relic.training.ode import PAIR_FORMAT, _pair_done, read_pair
+
+    old = tmp_path / "pair_000000.safetensors"
+    save_file({"x0": torch.zeros(1)}, str(old), metadata={"format": "relic-ode-pair-1"})
+    assert PAIR_FORMAT != "relic-ode-pair-1" and not _pair_done(old) and not _pair_done(tmp_path / "none")
+    with pytest.raises(UserError, match="relic-ode-pair-1 is out of date") as e:
+        read_pair(old)
+    assert len(str(e.value).splitlines()) == 1

@@ -8,6 +8,7 @@ A sample (dict) holds:
 
 * ``frames``      uint8 (f h w c), f = n  — pixel mode; or
 * ``latents``     float32 (z 1+k h/8 w/8) — latent mode, read from the cache of ``relic data encode``;
+  latent 0 is the single-image latent of ``first_frame`` (see below);
 * ``actions``     float32 (f 13): Algorithm 1 on the sample's own poses, in units of the clip's d̄;
   row 0 is the prepended static action;
 * ``R``, ``P``    float32 (f 3 3), (f 3): the absolute poses *as the model sees them*: eq. 3 integrated from
@@ -18,11 +19,16 @@ A sample (dict) holds:
 * ``frame_index`` int64 (f,): the source frame of each sample frame; ``pivot`` (t*, or 0 without palindrome);
   ``clip`` (name), ``mean_displacement`` (d̄, float).
 
-Latent mode keeps samples latent-aligned: a sample starts at a frame s = 4j, so that its latent i is the
-clip's latent j + i (frames s+4i−3..s+4i, with latent 0 ↔ frame s). The first latent of a sample that does
-not start at frame 0 was encoded with the 3 frames before s as causal context: the usual approximation when
-slicing cached latents. Palindrome pivots are latent-aligned too (t* = 4q + 1); the reversed half takes its
-latents from ``latents_reversed``, which hold exactly the reversed frame groups (see :mod:`relic.data.latents`).
+Latent mode keeps samples latent-aligned: a sample starts at a frame s = 4j, so that its latent i ≥ 1 is the
+clip's latent j + i (frames s+4i−3..s+4i). Latent 0 ↔ frame s is the cache's ``first_latents[:, j]``: frame s
+encoded alone, exactly as :meth:`relic.runtime.stream.StreamingSession.start` encodes a start image
+(:func:`relic.data.start_image.encode_start_image`). It is NOT the clip's video latent j, which covers frames
+s−3..s with the clip's causal history and differs from a single-image latent a lot (cosine similarity
+−0.01..0.58 on relic-tiny): every stage (teacher, ODE pairs, ODE init, DMD) thus trains on the first latent
+the runtime feeds (tests/training/test_train_infer_parity.py). Palindrome pivots are latent-aligned too
+(t* = 4q + 1); a palindrome starts forward, so its latent 0 is the same single-image latent, and the reversed
+half takes its latents from ``latents_reversed``, which hold exactly the reversed frame groups (see
+:mod:`relic.data.latents`).
 """
 
 from __future__ import annotations
@@ -204,13 +210,13 @@ class ClipDataset(torch.utils.data.Dataset):
     def _latents(self, lf, start: int, pivot: int) -> torch.Tensor:
         tf = self.config.temporal_factor
         j, k = start // tf, (self.num_frames - 1) // tf
-        if not pivot:
-            return lf.latents(np.arange(j, j + k + 1))
+        if not pivot:                  # latent 0: the start image's latent, as the runtime encodes it
+            return torch.cat([lf.first_latent(j), lf.latents(np.arange(j + 1, j + k + 1))], dim=1)
         q = (pivot - 1) // tf
         K = lf.num_latents - 1
-        fwd = lf.latents(np.arange(j, j + q + 1))
+        fwd = lf.latents(np.arange(j + 1, j + q + 1)) if q else None
         back = lf.latents(K - j - 2 * q + np.arange(q + 1, k + 1), reversed_=True)
-        return torch.cat([fwd, back], dim=1)
+        return torch.cat([lf.first_latent(j), *([fwd] if fwd is not None else []), back], dim=1)
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self):

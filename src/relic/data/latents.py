@@ -7,12 +7,20 @@ One safetensors file per clip, ``CACHE/<clip name>.safetensors``, written atomic
 * ``latents_reversed`` (z 1+K h/s w/s): the same frames encoded in reverse time order (frame 4K first).
   Reversed latent L ≥ 1 covers frames 4K−4L..4K−4L+3 played backwards; the dataset uses them for the
   time-reversed half of palindrome samples (:mod:`relic.data.dataset`).
+* ``first_latents``    (z 1+K h/s w/s): anchor frame 4j encoded ALONE, exactly as the runtime encodes a start
+  image (:func:`relic.data.start_image.encode_start_image`, the very function
+  :meth:`~relic.runtime.stream.StreamingSession.start` calls). A sample that starts at frame 4j takes this as
+  its clean latent 0 (:mod:`relic.data.dataset`), so every stage trains on the first latent the runtime
+  feeds. ``latents[:, j]`` is not that latent: for j ≥ 1 it encodes frames 4j−3..4j with the clip's causal
+  history. An image latent has no time direction, so the reversed clip's start (frame 4K) is
+  ``first_latents[:, K]``: one array serves both directions, and palindromes (which start forward) too.
 * ``anchors``          uint8 (1+K h w c): frames 0, 4, 8, …, 4K; the "first frame" of any latent-aligned
   sample, so training never decodes video either.
 
 The metadata records ``clip``, ``num_frames`` (1 + 4K), ``fps``, ``vae_id`` (a digest of the VAE's config and
-weight files) and ``format``. A file whose ``vae_id`` matches is skipped on the next run (resumable); a file
-from another VAE is re-encoded.
+weight files) and ``format``. A file whose ``vae_id`` and ``format`` match is skipped on the next run
+(resumable); a file from another VAE or an older format is re-encoded. Reading a file of an older format
+(``relic-latents-1``: no ``first_latents``) is a one-line error that says to re-run ``relic data encode``.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from einops import rearrange
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from relic.data.start_image import encode_start_images
 from relic.errors import UserError
 from relic.fileio import atomic_path, write_json_atomic
 
-FORMAT = "relic-latents-1"
+FORMAT = "relic-latents-2"        # 2: + first_latents (single-image latents of the anchors)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -85,7 +94,9 @@ def encode_clip(vae, clip, out: str | Path, vid: str, dtype: str = "float32", re
     tensors = {"latents": encode_frames(vae, frames, chunk_latents).to(DTYPES[dtype]).contiguous()}
     if reverse:
         tensors["latents_reversed"] = encode_frames(vae, frames[::-1].copy(), chunk_latents).to(DTYPES[dtype]).contiguous()
-    tensors["anchors"] = torch.from_numpy(np.ascontiguousarray(frames[::tf]))
+    anchors = np.ascontiguousarray(frames[::tf])
+    tensors["first_latents"] = encode_start_images(vae, anchors).to(DTYPES[dtype]).contiguous()
+    tensors["anchors"] = torch.from_numpy(anchors)
     meta = {"format": FORMAT, "clip": clip.name, "num_frames": str(1 + tf * K), "fps": str(clip.traj.fps),
             "vae_id": vid, "temporal_factor": str(tf), "spatial_factor": str(sf)}
     with atomic_path(out) as tmp:
@@ -113,7 +124,11 @@ class LatentFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         meta = read_metadata(self.path)
-        if meta is None or meta.get("format") != FORMAT:
+        fmt = None if meta is None else meta.get("format")
+        if fmt != FORMAT and isinstance(fmt, str) and fmt.startswith("relic-latents-"):
+            raise UserError(f"latent cache format {fmt} is out of date (no single-image first latents); re-run "
+                            f"`relic data encode` with the same --out to re-encode it", source=str(self.path))
+        if fmt != FORMAT:
             raise UserError("not a relic latent cache file (run `relic data encode`)", source=str(self.path))
         self.meta = meta
         self.num_frames = int(meta["num_frames"])
@@ -136,6 +151,11 @@ class LatentFile:
             block = t[:, lo:hi]
         return block[:, torch.as_tensor(np.asarray(index) - lo)].float()
 
+    def first_latent(self, latent_index: int) -> torch.Tensor:
+        """Anchor frame 4·latent_index encoded alone, as the runtime encodes a start image -> (z 1 h w) float32."""
+        with safe_open(str(self.path), framework="pt") as f:
+            return f.get_slice("first_latents")[:, latent_index:latent_index + 1].float()
+
     def anchor(self, latent_index: int) -> np.ndarray:
         """Frame 4·latent_index, uint8 (h w c)."""
         with safe_open(str(self.path), framework="pt") as f:
@@ -149,7 +169,9 @@ def encode_dataset(clips: list, vae_dir: str | Path, cache: str | Path, dtype: s
 
     ``precision="bf16"`` runs the encoder under CPU/CUDA bf16 autocast: about 2x faster on a CPU with bf16
     matmuls, and the same arithmetic as :class:`relic.runtime.stream.StreamingSession` uses to encode the
-    start frame at run time (latent differences are at the bf16 rounding level).
+    start frame at run time when it runs in bf16 (latent differences are at the bf16 rounding level).
+    The ``first_latents`` are bitwise the runtime's start latents when the precision and the storage dtype
+    match the session's (fp32 + float32, or bf16 on both sides).
     """
     import contextlib
 

@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 
 from relic.camera import KeyMap, integrate, validate_actions
 from relic.config import RelicConfig, config_from_dict, config_to_dict, get_preset, PRESETS
+from relic.data.start_image import encode_start_image, preprocess_image  # noqa: F401 (preprocess_image: public here too)
 from relic.errors import UserError
 from relic.models.dit import DiT
 from relic.models.tiny_decoder import TinyDecoder
@@ -90,28 +90,6 @@ def load_model_dir(directory: str | os.PathLike, need_tiny: bool = True) -> tupl
     elif need_tiny:
         raise UserError(f"no {TINY_FILE} in the model directory (use decoder='vae')", source=str(d))
     return cfg, dit, vae, tiny
-
-
-def preprocess_image(image: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (h w 3) RGB -> (1 3 1 height width) in [-1, 1]: center-crop to the aspect, then resize (area)."""
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (h, w, 3), got {img.dtype} {img.shape}")
-    h, w = img.shape[:2]
-    if h < 8 or w < 8:
-        raise ValueError(f"image is too small ({w}x{h})")
-    target = width / height
-    if w / h > target:
-        cw = max(1, round(h * target))
-        x0 = (w - cw) // 2
-        img = img[:, x0:x0 + cw]
-    else:
-        ch = max(1, round(w / target))
-        y0 = (h - ch) // 2
-        img = img[y0:y0 + ch]
-    img = cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(img).float() / 127.5 - 1.0
-    return x.permute(2, 0, 1)[None, :, None]
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -260,12 +238,12 @@ class StreamingSession:
         """Begin a stream at ``image`` (uint8 (h w 3)) with ``prompt``; returns the decoded first frame (1 h w 3)."""
         self.reset()
         t0 = time.perf_counter()
-        x = preprocess_image(image, self.cfg.height, self.cfg.width).to(self.device)
+        preprocess_image(image, self.cfg.height, self.cfg.width)          # bad images fail before any work
         emb, mask = self.text_encoder.encode([prompt])
         self._gen = torch.Generator(device=self.device).manual_seed(int(seed))
         with self._autocast():
-            z0, _ = self.vae.encode(x)
-            z0 = z0.float()
+            # the one start-image path, shared with the latent cache (training's latent 0) and the evals
+            z0 = encode_start_image(self.vae, image, self.cfg.height, self.cfg.width, self.device)
             self._text = self.dit.prepare_text(emb.to(self.device), mask.to(self.device))
             self.cache = self.student.new_cache(z0.shape[-2:], capacity_latents=64)
             self.student.write_first(self.cache, z0, self._text)

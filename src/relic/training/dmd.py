@@ -27,10 +27,21 @@ of the horizon L:
 4. step the optimizer once after the full replay.
 
 As in Self-Forcing, the cache itself is written without gradient (a block's context is a constant for its
-denoising), and the gradient flows through the last ``grad_steps`` of the few denoising steps of each block.
-:func:`naive_backward` is the reference: the same rollout with every block's graph kept and one backward;
-the two give the same gradients (tests/training/test_dmd.py) while the replay's peak memory stays flat in L
+denoising). **The exit step** (``dmd.exit_step``, Self-Forcing's scheme): each rollout draws one step
+e ∈ {0, …, S−1} of the S few-step denoising steps, uniformly, the same for every block of the rollout. Every
+block is denoised through steps 0..e only; step e's x̂0 is the block's output (what Δŝ is computed on) and what
+is written into the cache, and only step e carries gradient (the last ``grad_steps`` steps up to e, 1 by
+default). So the high-noise steps, which decide a block's layout, are trained too; with ``exit_step: last``
+every block runs all S steps and only the last one is trained (the behaviour before it was sampled). The
+runtime (:class:`relic.runtime.student.Student`) always runs all S steps. :func:`naive_backward` is the
+reference: the same rollout with every block's graph kept and one backward; the two give the same gradients
+for every exit step (tests/training/test_dmd.py) while the replay's peak memory stays flat in L
 (``relic bench replay``).
+
+**Noise levels** (``dmd.sigma``): Self-Forcing draws the DMD and critic noise level as u ~ U(0, 1), applies
+Wan's shift and clamps the result to [min_t, max_t] = [0.02, 0.98] (``sigma: clamp_shifted``, the default).
+``sigma: shift_range`` is the earlier scheme, u ~ U(min_t, max_t) then the shift, which reaches σ = 0.996
+(and leaves the critic's σ unclamped).
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from pathlib import Path
 
 import torch
 
+from relic.errors import UserError
 from relic.runtime.sampling import add_noise, context_sigma, shift_sigma, student_sigmas
 from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
@@ -62,8 +74,13 @@ class BlockRecord:
     start: int                                       # latent index of the block's first latent
     seed: int                                        # seeds the block's noise (regenerated, never stored)
     shape: tuple[int, ...]                           # (b c n h w)
-    steps: int                                       # denoising steps
+    steps: int                                       # denoising steps of the schedule
     plan: list[tuple[int, int]]                      # the cache's context plan: [(latent index, pooling s)]
+    exit_step: int | None = None                     # the step whose x0 is the block's output (None: the last)
+
+    @property
+    def exit(self) -> int:
+        return self.steps - 1 if self.exit_step is None else self.exit_step
 
     def noises(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(initial noise, one re-noising noise per later step), identical at every call."""
@@ -101,39 +118,62 @@ def _block_cond(actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor, start: 
 
 def denoise_block(student, rec: BlockRecord, context: list[KV], text, actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor,
                   sampler, grad_steps: int = 1) -> torch.Tensor:
-    """The student's few-step denoising of one block (as :func:`relic.runtime.sampling.student_denoise`).
+    """The student's few-step denoising of one block (as :func:`relic.runtime.sampling.student_denoise`),
+    stopped at the block's exit step ``rec.exit`` (all steps when it is the last).
 
     ``text`` is the raw (states (b L d), mask (b L) or None) pair: the block prepares its own cross-attention
     context, so that each block's graph is self-contained (replay frees it entirely). Autograd (when enabled
-    by the caller) is kept only for the last ``grad_steps`` steps. Returns x0 (b c n h w).
+    by the caller) is kept only for the last ``grad_steps`` steps up to the exit. Returns the exit step's
+    x0 (b c n h w).
     """
     sig = student_sigmas(sampler)
+    if len(sig) != rec.steps or not 0 <= rec.exit < len(sig):
+        raise ValueError(f"block record has {rec.steps} steps and exit step {rec.exit}; the sampler has {len(sig)}")
     grad_on = torch.is_grad_enabled()
     text = student.prepare_text(*text)
     x, renoise = rec.noises()
     x0 = x
     n = rec.shape[2]
+    e = rec.exit
     a, Rb, Pb = _block_cond(actions, R, P, rec.start, n)
-    for k, s in enumerate(sig):
-        with torch.set_grad_enabled(grad_on and k >= len(sig) - grad_steps):
+    for k, s in enumerate(sig[:e + 1]):
+        with torch.set_grad_enabled(grad_on and k > e - grad_steps):
             t = torch.full((x.shape[0], n), s * sampler.num_train_timesteps, device=x.device)
             v = student(x, t, text, None, a, Rb, Pb, frame_offset=rec.start, kv_context=context)
             x0 = x - s * v.to(x.dtype)
-        if k + 1 < len(sig):
+        if k < e:
             x = add_noise(x0, renoise[k], sig[k + 1])
     return x0
 
 
+EXIT_MODES = ("sampled", "last")
+
+
+def draw_exit_step(mode: str | int, steps: int, generator: torch.Generator) -> int:
+    """The exit step of one rollout: ``"sampled"`` -> uniform over 0..steps−1 (one draw from ``generator``),
+    ``"last"`` -> steps − 1 (no draw), an int -> that step."""
+    if mode == "sampled":
+        return int(torch.randint(0, steps, (), generator=generator))
+    if mode == "last":
+        return steps - 1
+    if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode < steps:
+        return mode
+    raise UserError(f"dmd.exit_step must be 'sampled', 'last' or a step index in [0, {steps - 1}], got {mode!r}")
+
+
 def rollout(student, mcfg, first: torch.Tensor, text, actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor,
             num_blocks: int, generator: torch.Generator, grad_steps: int = 0, memory=None,
-            compute_dtype: torch.dtype = torch.float32) -> tuple[Rollout, list[torch.Tensor]]:
+            compute_dtype: torch.dtype = torch.float32, exit_step: int | None = None
+            ) -> tuple[Rollout, list[torch.Tensor]]:
     """Roll the student out over ``num_blocks`` blocks with the runtime's KV cache.
 
     Args:
         first: (b c 1 h w) clean first latent; text: (states (b L d), mask (b L) or None).
         actions (b F 13), R (b f 3 3), P (b f 3): conditioning of the whole horizon (f ≥ 1 + L·n latents).
         grad_steps: 0 = no autograd at all (step 1 of the replay); > 0 keeps each block's graph through its
-            last ``grad_steps`` denoising steps (the naive full-graph reference).
+            last ``grad_steps`` denoising steps up to the exit (the naive full-graph reference).
+        exit_step: the denoising step every block stops at (its x0 is the block's output and cache write);
+            None = the last step, as the runtime.
     Returns:
         the rollout (latents detached, per-block records) and the per-block x0 tensors (with graphs if any).
     """
@@ -170,7 +210,7 @@ def rollout(student, mcfg, first: torch.Tensor, text, actions: torch.Tensor, R: 
             raise RuntimeError(f"context plan covers {off} tokens but the cache served {ctx.tokens}")
         shape = (b, c, n, h, w)
         seed = int(torch.randint(0, 2 ** 62, (), generator=generator))
-        rec = BlockRecord(start, seed, shape, nsteps, plan)
+        rec = BlockRecord(start, seed, shape, nsteps, plan, exit_step)
         context = ro.context(rec)
         ctx_eps = torch.randn(shape, generator=generator) if ctx_t > 0 else None
         with torch.set_grad_enabled(grad_steps > 0):
@@ -244,11 +284,26 @@ def score_difference(real, fake, x: torch.Tensor, sigma: torch.Tensor, noise: to
 class DMDConfig:
     critic_steps: int = 2            # fake-score updates per generator update
     guidance: float = 3.0            # CFG of the real score
-    min_t: float = 0.02              # DMD noise levels: u ~ U(min_t, max_t), then Wan's shift
+    min_t: float = 0.02              # DMD/critic noise levels lie in [min_t, max_t] (see ``sigma``)
     max_t: float = 0.98
     shift: float = 5.0
-    grad_steps: int = 1              # denoising steps of each block that carry gradient
+    grad_steps: int = 1              # denoising steps of each block that carry gradient (up to the exit step)
     replay: bool = True              # replayed back-propagation (False: the naive full graph)
+    exit_step: str | int = "sampled"   # "sampled" (Self-Forcing: uniform per rollout), "last", or a step index
+    sigma: str = "clamp_shifted"     # "clamp_shifted": σ = clamp(shift(u ~ U(0,1)), min_t, max_t) (Self-Forcing);
+                                     # "shift_range": σ = shift(u ~ U(min_t, max_t)) (before; up to 0.996)
+
+
+SIGMA_MODES = ("clamp_shifted", "shift_range")
+
+
+def dmd_sigmas(b: int, d: DMDConfig, g: torch.Generator) -> torch.Tensor:
+    """(b,) DMD noise levels (see ``DMDConfig.sigma`` and the module docstring)."""
+    if d.sigma == "clamp_shifted":
+        return shift_sigma(torch.rand(b, generator=g), d.shift).clamp(d.min_t, d.max_t)
+    if d.sigma == "shift_range":
+        return shift_sigma(d.min_t + (d.max_t - d.min_t) * torch.rand(b, generator=g), d.shift)
+    raise UserError(f"dmd.sigma must be one of {', '.join(SIGMA_MODES)}, got {d.sigma!r}")
 
 
 @dataclass
@@ -280,6 +335,8 @@ class DMDTask(Task):
         from relic.models.text import build_text_encoder
 
         cfg = self.cfg
+        draw_exit_step(cfg.dmd.exit_step, len(self.model_cfg.sampler.timesteps), torch.Generator())  # validate
+        dmd_sigmas(1, cfg.dmd, torch.Generator())                                                    # validate
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(self.real).train().requires_grad_(True)
@@ -297,17 +354,21 @@ class DMDTask(Task):
     def _num_blocks(self, batch: LatentBatch) -> int:
         return (batch.num_latents - 1) // self.model_cfg.frames_per_block
 
-    def _rollout(self, batch: LatentBatch, generator: torch.Generator, grad_steps: int = 0):
+    def _rollout(self, batch: LatentBatch, generator: torch.Generator, grad_steps: int = 0,
+                 exit_step: int | None = None):
         text = (batch.text, batch.text_mask)
         L = self._num_blocks(batch)
         ro, outs = rollout(self.student, self.model_cfg, batch.latents[:, :, :1], text, batch.actions, batch.R,
-                           batch.P, L, generator, grad_steps=grad_steps)
+                           batch.P, L, generator, grad_steps=grad_steps, exit_step=exit_step)
         return ro, outs, text
 
+    def _exit_step(self, trainer: Trainer, *key) -> int:
+        """One exit step per rollout, the same on every rank (it decides how many forwards run)."""
+        return draw_exit_step(self.cfg.dmd.exit_step, len(self.model_cfg.sampler.timesteps),
+                              trainer.generator("exit", *key))
+
     def _sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
-        d = self.cfg.dmd
-        u = d.min_t + (d.max_t - d.min_t) * torch.rand(b, generator=g)
-        return shift_sigma(u, d.shift)
+        return dmd_sigmas(b, self.cfg.dmd, g)
 
     def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
         d = self.cfg.dmd
@@ -320,24 +381,28 @@ class DMDTask(Task):
                 batch = self.data.batch(step, micro, accum)
                 g = trainer.generator("critic", c, micro)
                 with trainer.autocast(), torch.no_grad():
-                    ro, _, _ = self._rollout(batch, g)
+                    ro, _, _ = self._rollout(batch, g, exit_step=self._exit_step(trainer, "critic", c, micro))
                 gen = LatentBatch(ro.latents.float(), batch.actions, batch.R, batch.P, batch.text, batch.text_mask,
                                   batch.captions)
                 with trainer.autocast():
                     sigma = sample_sigmas(gen.latents.shape[0], self.cfg.flow, g)
+                    if d.sigma == "clamp_shifted":                 # Self-Forcing clamps the critic's σ too
+                        sigma = sigma.clamp(d.min_t, d.max_t)
                     loss = flow_matching_loss(self.fake, gen, sigma, torch.randn(gen.latents.shape, generator=g))
                 (loss.float() / accum).backward()
                 critic += float(loss.detach()) / accum / d.critic_steps
             logs.update(self.trainer_step(trainer, "fake"))
         # the generator: rollout without autograd, Δŝ for the whole sequence, replay block by block
         dmd = 0.0
+        exits: list[int] = []
         for micro in range(accum):
             batch = self.data.batch(step, micro, accum)
             g = trainer.generator("generator", micro)
             grad_steps = 0 if d.replay else d.grad_steps
+            exit_step = self._exit_step(trainer, "generator", micro)
             with trainer.autocast():
                 with torch.set_grad_enabled(not d.replay):
-                    ro, outs, text = self._rollout(batch, g, grad_steps)
+                    ro, outs, text = self._rollout(batch, g, grad_steps, exit_step)
                 b = ro.latents.shape[0]
                 real, fake = self._scores(batch, b)
                 grad, val = score_difference(real, fake, ro.latents.float(), self._sigma(b, g),
@@ -349,8 +414,9 @@ class DMDTask(Task):
                 else:
                     naive_backward(outs, ro, grad, scale)
             dmd += val / accum
+            exits.append(exit_step)
         logs.update(self.trainer_step(trainer, "student"))
-        return {"loss": dmd, "dmd": dmd, "critic": critic, **logs}
+        return {"loss": dmd, "dmd": dmd, "critic": critic, "exit_step": sum(exits) / len(exits), **logs}
 
     def _scores(self, batch: LatentBatch, b: int):
         """(real(x, t, cond), fake(x, t)) velocity functions bound to the batch's conditioning."""
@@ -395,5 +461,5 @@ def run(cfg: DMDStageConfig, config_dict: dict, resume: bool = False) -> Path:
     return make_trainer(DMDTask(cfg), cfg.out, cfg.loop, config_dict, cfg.dist).fit(resume=resume)
 
 
-__all__ = ["rollout", "replay_backward", "naive_backward", "score_difference", "denoise_block", "DMDTask",
-           "DMDStageConfig"]
+__all__ = ["rollout", "replay_backward", "naive_backward", "score_difference", "denoise_block", "draw_exit_step",
+           "dmd_sigmas", "DMDTask", "DMDStageConfig"]

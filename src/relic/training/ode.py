@@ -1,16 +1,20 @@
 """Stage 2: ODE pairs from the teacher and the student's initialization with hybrid forcing (paper §4.4.1).
 
 ``relic train ode-pairs`` runs the teacher's Euler CFG sampler (:func:`relic.training.teacher.teacher_sample`)
-on a σ schedule that passes through the student's few-step noise levels (:func:`relic.runtime.sampling.student_sigmas`,
-e.g. t ∈ {1000, 750, 500, 250} after Wan's shift) and stores, per sample, one safetensors file
-``pair_NNNNNN.safetensors`` with
+from the sample's clean first latent (the start frame's single-image latent, as the runtime encodes it) on a
+σ schedule that passes through the student's few-step noise levels (:func:`relic.runtime.sampling.student_sigmas`,
+e.g. t ∈ {1000, 750, 500, 250} after Wan's shift). ``spacing: shifted`` (default) spreads the Euler steps evenly
+in unshifted time, the teacher's own schedule; ``spacing: linear`` (the earlier pairs) spreads them evenly in σ,
+which at 20 steps takes a single Euler step from σ = 1 to the student's 0.9375. It stores, per sample, one
+safetensors file ``pair_NNNNNN.safetensors`` with
 
 * ``trajectory`` (k c f h w): the latents at the student's k timesteps (``trajectory[0]`` is the noise),
 * ``x0`` (c f h w): the clean result (latent 0 is the clean conditioning frame),
 * ``actions`` (1+4(f−1) 13), ``R`` (f 3 3), ``P`` (f 3), ``text`` (L d), ``text_mask`` (L): all conditioning,
 
 with the caption and the σ values in the metadata. Files are written atomically and existing ones are
-skipped, so the command resumes.
+skipped, so the command resumes; files of an older format (``relic-ode-pair-1``: made from caches whose latent 0
+was the clip's video latent) are regenerated, and reading one is a one-line error.
 
 ``relic train ode-init`` regresses the block-causal student (initialized from the teacher) onto those
 trajectories with **hybrid forcing**. Latent 0 is the clean first frame; the other latents form B blocks of
@@ -21,7 +25,9 @@ runtime compresses it, through :func:`relic.memory.build_context` (first frame +
 The K noisy blocks, each at a student timestep drawn independently from the trajectory, attend to that
 context and block-causally to each other, uncompressed; the loss is ``‖x̂0 − x0‖²`` on them.
 ``hybrid.k_min``/``k_max`` bound K, and ``hybrid.teacher_forcing`` is the mixing: the probability that a
-sample uses a clean compressed prefix at all (otherwise K = B, pure diffusion forcing).
+sample uses a clean compressed prefix at all (otherwise K = B, pure diffusion forcing). As at run time
+(:meth:`relic.runtime.student.Student.write_first`), latent 0 is at timestep 0 and the rest of the clean prefix
+at the context timestep (the same unless ``sampler.context_noise`` > 0).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from relic.training.distributed import DistributedConfig, data_shard, make_train
 from relic.training.loop import Task, Trainer
 from relic.training.teacher import SampleConfig, teacher_sample
 
-PAIR_FORMAT = "relic-ode-pair-1"
+PAIR_FORMAT = "relic-ode-pair-2"     # 2: single-image latent 0 (latent cache format 2)
 
 
 # ------------------------------------------------------------------------------------------ ODE pairs
@@ -59,6 +65,7 @@ class ODEPairsConfig:
     data: LatentDataConfig = field(default_factory=LatentDataConfig)
     sample: SampleConfig = field(default_factory=lambda: SampleConfig(steps=24, guidance=3.0, shift=5.0))
     num_samples: int = 64
+    spacing: str = "shifted"                       # Euler steps even in unshifted time ("linear": even in σ)
     precision: str = "bf16"                        # "auto", "bf16" or "fp32" (relic.precision)
     seed: int = 0
     progress: bool = True
@@ -83,7 +90,11 @@ def read_pair(path: str | Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != PAIR_FORMAT:
+            fmt = meta.get("format")
+            if fmt != PAIR_FORMAT and isinstance(fmt, str) and fmt.startswith("relic-ode-pair-"):
+                raise UserError(f"ODE pair format {fmt} is out of date (its latent 0 is a video latent); "
+                                f"re-run `relic train ode-pairs` with the same out to regenerate it", source=str(path))
+            if fmt != PAIR_FORMAT:
                 raise UserError("not an ODE pair file (run `relic train ode-pairs`)", source=str(path))
             out = {k: f.get_tensor(k) for k in f.keys()}
     except (OSError, ValueError) as e:
@@ -104,6 +115,17 @@ def list_pairs(directory: str | Path) -> list[Path]:
     return files
 
 
+def _pair_done(path: Path) -> bool:
+    """An existing pair file of the current format (older formats are regenerated)."""
+    if not path.exists():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == PAIR_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def make_pairs(cfg: ODEPairsConfig) -> Path:
     """Generate ``cfg.num_samples`` pair files into ``cfg.out`` (skipping existing ones)."""
     import contextlib
@@ -113,10 +135,14 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
     from relic.models.dit import DiT
     from relic.models.text import build_text_encoder
 
+    from relic.training.teacher import SPACINGS
+
+    if cfg.spacing not in SPACINGS:
+        raise UserError(f"spacing must be one of {', '.join(SPACINGS)}, got {cfg.spacing!r}")
     mcfg = model_config(cfg.preset, cfg.model)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in range(cfg.num_samples) if not pair_path(out, i).exists()]
+    todo = [i for i in range(cfg.num_samples) if not _pair_done(pair_path(out, i))]
     # under torchrun every rank writes its share of the pairs (pair i on rank i % world); no collectives
     todo = todo[int(os.environ.get("RANK", "0"))::int(os.environ.get("WORLD_SIZE", "1"))]
     if not todo:
@@ -137,7 +163,7 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
         with ac:
             x0, traj = teacher_sample(teacher, batch.latents[:, :, :1], batch.num_latents, batch.text, batch.text_mask,
                                       empty, batch.actions, batch.R, batch.P, cfg.sample.steps, cfg.sample.guidance,
-                                      cfg.sample.shift, generator=g, sigmas_out=sigmas)
+                                      cfg.sample.shift, generator=g, sigmas_out=sigmas, spacing=cfg.spacing)
         write_pair(pair_path(out, i), torch.stack([t[0] for t in traj]), x0[0], batch.actions[0], batch.R[0],
                    batch.P[0], batch.text[0], batch.text_mask[0], batch.captions[0], sigmas)
     return out
@@ -233,6 +259,7 @@ def hybrid_forward(student, pair: dict, mcfg, K: int, step_index: torch.Tensor, 
     with grad_ctx:
         xc = x0[:, :, :n_clean]
         t = torch.full((b, n_clean), ctx_t)
+        t[:, 0] = 0.0                                       # the first frame: clean at t = 0, as write_first
         _, kv = student(xc, t, text, None, actions[:, :1 + 4 * (n_clean - 1)], R[:, :n_clean], P[:, :n_clean],
                         attn_mask=block_causal_mask(n_clean, T, fpb), return_kv=True)
         history = split_block_kv(kv, grid, 0)

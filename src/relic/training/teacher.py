@@ -112,14 +112,20 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
                    empty: tuple[torch.Tensor, torch.Tensor], actions: torch.Tensor, R: torch.Tensor,
                    P: torch.Tensor, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
                    generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-                   sigmas_out: list[float] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   sigmas_out: list[float] | None = None, spacing: str = "shifted"
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Generate ``num_latents`` latents from the clean first latent with the Euler CFG sampler.
 
     Args:
-        first: (b c 1 h w) clean first latent; actions (b 1+4(f−1) 13); R, P (b f 3 3), (b f 3).
+        first: (b c 1 h w) clean first latent (the start image's single-image latent, as the runtime's);
+            actions (b 1+4(f−1) 13); R, P (b f 3 3), (b f 3).
         empty: unconditional text (b|1 L d), mask (b|1 L).
-        sigmas_out: noise levels at which to also return the trajectory (each must be a sampler knot;
-            :func:`ode_sigma_schedule` builds such schedules). Otherwise only the result is returned.
+        sigmas_out: noise levels at which to also return the trajectory (each becomes a sampler knot;
+            :func:`ode_sigma_schedule` builds the schedule). Otherwise only the result is returned.
+        spacing: with ``sigmas_out``, how the ``steps`` Euler steps are spread between the knots:
+            ``"shifted"`` evenly in *unshifted* time, i.e. the teacher's own schedule
+            (:func:`relic.runtime.sampling.euler_sigmas` with ``shift``, exactly when the knots are on it);
+            ``"linear"`` evenly in σ (before: one Euler step from σ = 1 to the student's 0.9375 at 20 steps).
     Returns:
         x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
     """
@@ -139,18 +145,37 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
 
     if sigmas_out is None:
         return euler_sample(model, x, steps=steps, shift=shift, guidance=guidance), []
-    return euler_with_knots(model, x, ode_sigma_schedule(sigmas_out, steps), guidance, sigmas_out)
+    if spacing not in SPACINGS:
+        raise UserError(f"ODE-pair spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+    sched = ode_sigma_schedule(sigmas_out, steps, shift if spacing == "shifted" else 1.0)
+    return euler_with_knots(model, x, sched, guidance, sigmas_out)
 
 
-def ode_sigma_schedule(knots: list[float], steps: int) -> list[float]:
-    """A decreasing σ schedule from 1 to 0 through every knot, ``steps`` Euler steps in all (about evenly split)."""
+SPACINGS = ("shifted", "linear")
+
+
+def unshift_sigma(sigma: float, shift: float) -> float:
+    """The inverse of Wan's shift: u with ``shift_sigma(u, shift) == sigma``."""
+    return sigma / (shift - (shift - 1) * sigma)
+
+
+def ode_sigma_schedule(knots: list[float], steps: int, shift: float = 1.0) -> list[float]:
+    """A decreasing σ schedule from 1 to 0 through every knot, ``steps`` Euler steps in all.
+
+    The steps are split between the knots in proportion to their span in unshifted time u (σ = shift(u)) and
+    spaced evenly in u inside each span: with ``shift`` the teacher sampler's, this is the sampler's own
+    schedule (:func:`relic.runtime.sampling.euler_sigmas`), exactly so when every knot lies on it (e.g. the
+    student's t ∈ {1000, 750, 500, 250} and ``steps`` a multiple of 4 with equal shifts). ``shift=1`` spaces
+    the steps evenly in σ. Knots appear in the result exactly as given.
+    """
     pts = sorted({1.0, 0.0, *[float(k) for k in knots]}, reverse=True)
-    spans = [a - b for a, b in zip(pts[:-1], pts[1:])]
+    us = [unshift_sigma(p, shift) for p in pts]
+    spans = [a - b for a, b in zip(us[:-1], us[1:])]
     n = [max(1, round(steps * s / sum(spans))) for s in spans]
     out = [pts[0]]
-    for a, b, k in zip(pts[:-1], pts[1:], n):
-        out.extend(float(a + (b - a) * (i + 1) / k) for i in range(k - 1))
-        out.append(b)
+    for a, b, k, sb in zip(us[:-1], us[1:], n, pts[1:]):
+        out.extend(float(shift_sigma(a + (b - a) * (i + 1) / k, shift)) for i in range(k - 1))
+        out.append(sb)
     return out
 
 

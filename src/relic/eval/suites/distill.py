@@ -7,7 +7,8 @@ For every held-out scene and every clip of the quality battery (:func:`relic.eva
 the student's clip comes from the :class:`~relic.eval.suites.common.ClipCache`, so it is the very clip the
 quality suite scores) and every model, the teacher generates the same clip from the same conditioning:
 
-* first latent: ``session.vae.encode(preprocess_image(gt[0]))`` (as :meth:`StreamingSession.start`);
+* first latent: :func:`relic.data.start_image.encode_start_image` of ``gt[0]``, the function
+  :meth:`StreamingSession.start` calls (and the latent cache, so training's latent 0 too);
 * text: the session's text encoder on the scene caption, the empty prompt for classifier-free guidance;
 * actions (T 13) with γ applied to columns :12 (as :meth:`StreamingSession.step`); poses R (f 3 3), P (f 3)
   = eq. 3 integration of those actions from the identity in units of d̄ (the session's convention), latent k
@@ -87,7 +88,8 @@ def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.
     import torch
 
     from relic.camera import integrate
-    from relic.runtime.stream import preprocess_image, to_uint8
+    from relic.data.start_image import encode_start_image
+    from relic.runtime.stream import to_uint8
     from relic.training.teacher import teacher_sample
 
     a = np.asarray(actions, np.float64).copy()
@@ -104,8 +106,7 @@ def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.
     gen = torch.Generator().manual_seed(int(seed))
     t0 = time.perf_counter()
     with torch.no_grad(), session._autocast():
-        x = preprocess_image(frame0, session.cfg.height, session.cfg.width)
-        z0 = session.vae.encode(x)[0].float()
+        z0 = encode_start_image(session.vae, frame0, session.cfg.height, session.cfg.width, session.device)
         emb, mask = session.text_encoder.encode([prompt])
         empty = session.text_encoder.empty(1)
         x0, _ = teacher_sample(teacher, z0, num_latents, emb, mask, empty, act_t, R_t, P_t, steps=steps,
