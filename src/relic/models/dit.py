@@ -33,6 +33,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +42,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from relic.config import DiTConfig
+from relic.errors import UserError
 from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
 from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features
 from relic.models.sequence_parallel import SequenceParallel, gather_frames, head_to_seq, seq_to_head, shard_frames
+from relic.models.weights import (CONFIG_NAME, DIT_NEW_OK, WEIGHTS_NAME, dit_config_from_json, dit_key_format,
+                                  dit_state_from_diffusers, load_checked, load_state, save_pretrained)
 
 KV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # k (b m heads hd), v (b m heads hd), pos (m 3)
 
@@ -397,14 +401,26 @@ class DiT(nn.Module):
         ``dit`` entry, diffusers' WanTransformer3DModel config or original Wan's WanModel config). RELIC's
         action/pose encoders, absent from Wan checkpoints, stay zero-initialized (``model.load_report``).
         """
-        from relic.models.weights import load_dit_state
-
-        model, report = load_dit_state(path, config=config, filename=filename, dtype=dtype)
-        model.load_report = report
+        path = Path(path)
+        directory = path if path.is_dir() else path.parent
+        if filename is None and path.is_dir() and (path / WEIGHTS_NAME).is_file():
+            filename = WEIGHTS_NAME
+        sd, cfg_json = load_state(path, filename)
+        if config is None:
+            if cfg_json is None:
+                raise UserError("no config.json (pass a DiTConfig)", source=str(directory))
+            config = dit_config_from_json(cfg_json, str(directory / CONFIG_NAME))
+        if dit_key_format(sd) == "diffusers":
+            sd = dit_state_from_diffusers(sd, source=str(path))
+        try:
+            model = cls(config)
+        except ValueError as e:
+            raise UserError(f"bad DiT config: {e}", source=str(directory / CONFIG_NAME)) from None
+        model.load_report = load_checked(model, sd, str(path), new_ok=DIT_NEW_OK)
+        if dtype is not None:
+            model = model.to(dtype)
         return model
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``model.safetensors`` and ``config.json`` (this DiTConfig) to ``directory``."""
-        from relic.models.weights import save_pretrained
-
         save_pretrained(self, directory, self.cfg)

@@ -382,29 +382,3 @@ def dit_config_from_json(cfg: dict, source: str = "config.json"):
             cross_attn_norm=cfg.get("cross_attn_norm", True), eps=cfg.get("eps", 1e-6))
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
     return config_from_dict(DiTConfig, public, source)
-
-
-def load_dit_state(path: str | os.PathLike, *, config=None, filename: str | None = None,
-                   dtype: torch.dtype | None = None):
-    """Build a DiT and load weights in any supported format. Returns ``(model, LoadReport)``."""
-    from relic.models.dit import DiT
-
-    path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    if filename is None and path.is_dir() and (path / WEIGHTS_NAME).is_file():
-        filename = WEIGHTS_NAME
-    sd, cfg_json = load_state(path, filename)
-    if config is None:
-        if cfg_json is None:
-            raise UserError("no config.json (pass a DiTConfig)", source=str(directory))
-        config = dit_config_from_json(cfg_json, str(directory / CONFIG_NAME))
-    if dit_key_format(sd) == "diffusers":
-        sd = dit_state_from_diffusers(sd, source=str(path))
-    try:
-        model = DiT(config)
-    except ValueError as e:
-        raise UserError(f"bad DiT config: {e}", source=str(directory / CONFIG_NAME)) from None
-    report = load_checked(model, sd, str(path), new_ok=DIT_NEW_OK)
-    if dtype is not None:
-        model = model.to(dtype)
-    return model, report

@@ -4,13 +4,23 @@
   (Gaussian σ = 1.5, 11×11 window, K1 = 0.01, K2 = 0.03, population statistics, the 5-pixel border where the
   window leaves the image excluded): a valid (unpadded) convolution gives exactly the cropped map.
 * :func:`psnr` — PSNR in dB of tensors in [-1, 1].
+* :func:`flow_matching_loss` — the image-to-video flow-matching loss of a bidirectional DiT: what the teacher
+  stage trains (:mod:`relic.training.teacher`), DMD's fake score regresses (:mod:`relic.training.dmd`) and the
+  conditioning probe measures (:mod:`relic.training.probe`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+
+from relic.runtime.sampling import add_noise, velocity_target
+
+if TYPE_CHECKING:
+    from relic.training.batches import LatentBatch
 
 _SIGMA, _RADIUS = 1.5, 5
 
@@ -89,3 +99,25 @@ def detail_loss(recon: torch.Tensor, target: torch.Tensor, cell: int = 8) -> tup
         ea = F.avg_pool2d(la.pow(2), cell, ceil_mode=True).add(1e-6).sqrt()
         eb = F.avg_pool2d(lb.pow(2), cell, ceil_mode=True).add(1e-6).sqrt()
         return edge, (ea - eb).abs().mean()
+
+
+def flow_matching_loss(dit, batch: LatentBatch, sigma: torch.Tensor, noise: torch.Tensor,
+                       text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Image-to-video flow-matching loss of a bidirectional DiT.
+
+    Args:
+        batch: latents (b c f h w) etc.; latent 0 stays clean (timestep 0) and is not in the loss.
+        sigma: (b,) noise levels; noise: (b c f h w).
+        text, text_mask: override the batch's text (e.g. after text dropout).
+    """
+    x0 = batch.latents
+    b, f = x0.shape[0], x0.shape[2]
+    s = sigma.view(b, 1, 1, 1, 1).to(x0)
+    xt = add_noise(x0, noise, s)
+    xt = torch.cat([x0[:, :, :1], xt[:, :, 1:]], dim=2)
+    t = (sigma.view(b, 1) * 1000.0).expand(b, f).clone()
+    t[:, 0] = 0.0
+    v = dit(xt, t, batch.text if text is None else text, batch.text_mask if text_mask is None else text_mask,
+            batch.actions, batch.R, batch.P)
+    target = velocity_target(x0, noise)
+    return ((v.float() - target.float()) ** 2)[:, :, 1:].mean()

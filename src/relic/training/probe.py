@@ -3,7 +3,7 @@
 A denoiser that follows the commanded motion predicts the data better with the true actions than with the
 mirrored ones (every action replaced by its opposite, :data:`relic.camera.OPPOSITE`, poses re-integrated) or
 with none (all static, identity poses). :func:`action_sensitivity` measures that on fixed batches: the
-relative increase of the image-to-video flow-matching loss (:func:`relic.training.teacher.flow_matching_loss`)
+relative increase of the image-to-video flow-matching loss (:func:`relic.training.losses.flow_matching_loss`)
 under each counterfactual, with the same noise and noise levels. 0 means the conditioning is ignored (e.g. the
 zero-initialized encoders of a fresh model); the teacher of a controllable model shows a clearly positive
 ``mirror`` gap. It is a statement about the training batches, not about held-out scenes — ``relic eval``'s
@@ -19,6 +19,7 @@ import torch
 
 from relic.camera import OPPOSITE, STATIC, integrate
 from relic.training.batches import LatentBatch, latent_poses
+from relic.training.losses import flow_matching_loss
 
 VARIANTS = ("true", "mirror", "static")
 
@@ -54,8 +55,6 @@ def action_sensitivity(dit, batches: Iterable[LatentBatch], sigmas: Iterable[flo
     Returns ``loss_true``, ``loss_mirror``, ``loss_static`` (means over batches and ``sigmas``) and
     ``mirror_gap`` = loss_mirror / loss_true − 1, ``static_gap`` likewise.
     """
-    from relic.training.teacher import flow_matching_loss
-
     g = torch.Generator().manual_seed(seed)
     losses: dict[str, list[float]] = {k: [] for k in VARIANTS}
     for batch in batches:

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from relic.errors import UserError
-from relic.runtime.sampling import add_noise, euler_sample, shift_sigma, velocity_target
+from relic.runtime.sampling import euler_sample, shift_sigma
 from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.distributed import DistributedConfig, make_trainer
 from relic.training.loop import Task, Trainer
+from relic.training.losses import flow_matching_loss
 
 
 @dataclass
@@ -72,28 +73,6 @@ def sample_sigmas(b: int, flow: FlowConfig, generator: torch.Generator) -> torch
     else:
         raise UserError(f"flow.timestep_sampling must be 'uniform' or 'logit_normal', got {flow.timestep_sampling!r}")
     return shift_sigma(u, flow.shift)
-
-
-def flow_matching_loss(dit, batch: LatentBatch, sigma: torch.Tensor, noise: torch.Tensor,
-                       text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Image-to-video flow-matching loss of a bidirectional DiT.
-
-    Args:
-        batch: latents (b c f h w) etc.; latent 0 stays clean (timestep 0) and is not in the loss.
-        sigma: (b,) noise levels; noise: (b c f h w).
-        text, text_mask: override the batch's text (e.g. after text dropout).
-    """
-    x0 = batch.latents
-    b, f = x0.shape[0], x0.shape[2]
-    s = sigma.view(b, 1, 1, 1, 1).to(x0)
-    xt = add_noise(x0, noise, s)
-    xt = torch.cat([x0[:, :, :1], xt[:, :, 1:]], dim=2)
-    t = (sigma.view(b, 1) * 1000.0).expand(b, f).clone()
-    t[:, 0] = 0.0
-    v = dit(xt, t, batch.text if text is None else text, batch.text_mask if text_mask is None else text_mask,
-            batch.actions, batch.R, batch.P)
-    target = velocity_target(x0, noise)
-    return ((v.float() - target.float()) ** 2)[:, :, 1:].mean()
 
 
 def drop_text(batch: LatentBatch, empty: tuple[torch.Tensor, torch.Tensor], p: float,
