@@ -1,7 +1,7 @@
 # Every target does its own set-up on a fresh Debian machine:
 #   a .venv made once, the CPU build of torch, the package and its dependencies, and the Debian packages
 #   the renderer (EGL/Mesa llvmpipe) and the browser tests (Chromium) need.
-# Set-up is quiet: pip's and apt's output goes to $(VENV)/setup.log, printed only when a step fails.
+# Set-up is quiet: each step's pip or apt output goes to $(VENV)/setup.log, printed only when the step fails.
 # Debian packages (scripts/sysdeps.sh): only the missing ones, without recommends, and nothing installed is
 # ever upgraded or removed; as root they are installed, otherwise set-up says what to install.
 SHELL := /bin/bash
@@ -41,6 +41,7 @@ $(SYS_STAMP): | $(PY)
 # resolves a CUDA build.
 $(STAMP): pyproject.toml $(SYS_STAMP) | $(PY)
 	@echo "set-up: installing torch==$(TORCH_VERSION) (CPU) and the package into $(VENV) (log: $(LOG))"
+	@: > $(LOG)
 	@$(PIP) install -q "torch==$(TORCH_VERSION)" $(LOGGED)
 	@$(PIP) install -q -e ".[test]" $(LOGGED)
 	@touch $@

@@ -34,6 +34,7 @@ fail() {
 
 export DEBIAN_FRONTEND=noninteractive
 echo "set-up: installing Debian packages ${missing[*]} (no recommends, nothing upgraded; log: $log)"
+: >"$log"
 apt-get update -q >>"$log" 2>&1 || fail "apt-get update"
 plan=$(apt-get install -s "${apt_args[@]}" "${missing[@]}" 2>&1)
 status=$?
