@@ -24,7 +24,8 @@ from relic.eval.suites.common import ClipCache, World, WorldConfig, set_memory
 
 def test_parse_suites():
     assert parse_suites("all") == ("actions", "memory", "quality", "speed", "stability")
-    assert parse_suites("all", teacher=True) == ("actions", "memory", "quality", "speed", "distill", "stability")
+    assert parse_suites("all", teacher=True) == ("actions", "memory", "quality", "speed", "distill", "stability",
+                                                 "teacher")
     assert parse_suites("memory,actions,memory") == ("memory", "actions")
     assert parse_suites("distill", teacher=True) == ("distill",)
     with pytest.raises(UserError, match="unknown suite bogus"):

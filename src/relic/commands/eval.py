@@ -7,6 +7,7 @@
     relic eval --model runs/student --label student --compare teacher=runs/teacher \\
         student-nomem=runs/student:nomem --suite actions,memory --out report/
     relic eval --model runs/student --teacher runs/teacher/final --suite distill,stability --out report/
+    relic eval --teacher weights/stages/teacher --suite teacher --out report/     # the teacher gate
 
 See docs/eval.md ("Suites and report").
 """
@@ -29,8 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="evaluate the model as the window-only student (memory off)")
     p.add_argument("--suite", default="all",
-                   help="actions, memory, quality, speed, distill (needs --teacher), stability, a comma-separated "
-                        "list, or all (default: all = every suite but distill, plus distill with --teacher)")
+                   help="actions, memory, quality, speed, distill (needs --teacher), stability, teacher (the "
+                        "teacher gate, needs --teacher), a comma-separated list, or all (default: all = every "
+                        "suite but distill and teacher, plus both with --teacher)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quick", action="store_true", help="tiny batteries (CI smoke run; not a measurement)")
     p.add_argument("--compare", nargs="+", default=[], metavar="[LABEL=]DIR[:nomem]",
@@ -48,8 +50,8 @@ def register(subparsers) -> None:
                    help="local LPIPS (AlexNet) safetensors; without it LPIPS is omitted")
     p.add_argument("--no-videos", action="store_true", help="do not write sample mp4s")
     p.add_argument("--teacher", default=None, metavar="DIR",
-                   help="teacher DiT directory for the distill suite (what `relic train teacher` exports to "
-                        "<out>/final, or a model directory)")
+                   help="teacher DiT directory for the distill and teacher suites (what `relic train teacher` "
+                        "exports to <out>/final, or a model directory)")
     p.add_argument("--teacher-steps", type=int, default=20, metavar="N",
                    help="Euler steps of the teacher's CFG sampler (default 20; --quick: 2)")
     p.set_defaults(func=_eval, _parser=p)

@@ -19,6 +19,8 @@ too and scaled to [0, 255]; every metric is computed in float64 on the 0–255 s
   the mean of both backward warps, and the score is ``(255 − MAE) / 255`` over the re-created frames.
 * :func:`sharpness` — variance of the Laplacian (``cv2.Laplacian``, 3×3 aperture) of the gray image; the
   video version averages over frames. Scale-dependent: compare only at equal resolution.
+* :func:`saturation` — mean HSV saturation in [0, 1] (OpenCV's 8-bit HSV, S / 255); the video version averages
+  over frames. Grey mush scores near 0 where PSNR cannot tell it from a blurred world.
 """
 
 from __future__ import annotations
@@ -136,6 +138,15 @@ def sharpness(image_or_video: np.ndarray) -> float:
         return float(np.mean([sharpness(f) for f in x]))
     g = _gray_u8(x).astype(np.float64)
     return float(cv2.Laplacian(g, cv2.CV_64F, ksize=1).var())
+
+
+def saturation(image_or_video: np.ndarray) -> float:
+    """Mean HSV saturation in [0, 1] of an RGB image (h w 3); for a video (f h w 3) the mean over frames."""
+    x = np.asarray(image_or_video)
+    if x.ndim == 4:
+        return float(np.mean([saturation(f) for f in x]))
+    f = np.clip(np.round(_as255(x)), 0, 255).astype(np.uint8)
+    return float(cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1].mean() / 255.0)
 
 
 def per_frame(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:

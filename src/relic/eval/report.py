@@ -17,6 +17,8 @@
 * ``stability.png`` — flicker, sharpness and process RSS per segment over stream time (dashed: ±10 % of
   segment 0 for the proxies; for RSS, the memory-flat limit over the second half);
 * ``stability_strips.png`` — the start frame and the last frame of every segment of each model's stream;
+* ``teacher_strip.png`` — the teacher gate: per scene ground truth | teacher | VAE round trip | frozen start
+  frame, at the start and at each gate time;
 * ``videos/*.mp4`` — ground truth | generated, side by side (:mod:`relic.video`).
 """
 
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relic.fileio import save_figure, write_json_atomic, write_text_atomic
+from relic.fileio import atomic_path, save_figure, write_json_atomic, write_text_atomic
 
 
 def _plt():
@@ -307,6 +309,16 @@ def plot_stability_strips(st: dict, out: Path, max_cols: int = 8) -> Path:
     return _save(fig, out / "stability_strips.png")
 
 
+def save_teacher_strip(teacher: dict, out: Path) -> Path:
+    """The teacher gate's strip (uint8 image, :func:`relic.eval.suites.teacher.strip`) as a PNG."""
+    from PIL import Image
+
+    path = out / "teacher_strip.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(teacher["_strip"]).save(tmp, format="PNG", optimize=True)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ videos
 def write_videos(report: dict, out: Path, fps: int, per_model: int = 2) -> list[Path]:
     """Ground truth | generated side-by-side mp4s: per model its first ``per_model`` stored clips (actions /
@@ -468,6 +480,27 @@ def _md_stability(st: dict, lines: list[str]) -> None:
     lines.append("")
 
 
+def _md_teacher(tg: dict, lines: list[str]) -> None:
+    t, s = tg["teacher"], tg["summary"]
+    times = tg["times_s"]
+    lines += ["## Teacher gate", "",
+              f"The teacher alone, {t['steps']} Euler steps with CFG {t['guidance']:g} (shift {t['shift']:g}), from the "
+              f"single-image latent of the ground-truth start frame of held-out scenes {tg['seeds']} "
+              f"({s['n_scenes']} with a start pose), script {tg['script']}, decoded by {tg['model']}'s VAE. "
+              "Frozen: the start frame repeated. Ratios: generated / ground truth (mean HSV saturation; variance "
+              "of the Laplacian); 1 = as colourful / as sharp.", "",
+              "| | " + " | ".join(f"{x:g} s" for x in times) + " |", "|---" * (len(times) + 1) + "|"]
+    for key, name, d in (("psnr_teacher", "PSNR teacher (dB)", 2), ("psnr_frozen", "PSNR frozen (dB)", 2),
+                         ("psnr_gain_db", "teacher − frozen (dB)", 2), ("saturation_ratio", "saturation ratio", 3),
+                         ("sharpness_ratio", "sharpness ratio", 3), ("psnr_vae", "PSNR VAE round trip (dB)", 2),
+                         ("saturation_ratio_vae", "saturation ratio, VAE round trip", 3),
+                         ("sharpness_ratio_vae", "sharpness ratio, VAE round trip", 3)):
+        if key in s:
+            lines.append(f"| {name} | " + " | ".join(_fmt(x, d) for x in s[key]) + " |")
+    lines += ["", "The VAE round trip (the ground-truth clip encoded and decoded) is the ceiling of any generator "
+              "in this latent space.", ""]
+
+
 def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> str:
     lines = ["# RELIC evaluation report", "",
              f"Created {report['created_utc']}; suites: {', '.join(report['suites'])}"
@@ -478,7 +511,7 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
                      f"(dim {m['dit']['dim']}, {m['dit']['layers']} layers) | {m['resolution'][1]}x{m['resolution'][0]} "
                      f"@ {m['fps']} fps |")
     ho = report["held_out"]
-    lines += ["", f"Held-out world seeds: actions/quality/distill {ho['actions']}, memory {ho['memory']}"
+    lines += ["", f"Held-out world seeds: actions/quality/distill/teacher {ho['actions']}, memory {ho['memory']}"
               + (f", stability {ho['stability']}" if ho.get("stability") else "") + f" ({ho['note']}).", ""]
     names = {p.name for p in plots}
 
@@ -509,6 +542,9 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
         _md_stability(report["stability"], lines)
         img("stability.png", "stability over the stream")
         img("stability_strips.png", "frames along the stream")
+    if "teacher" in report:
+        _md_teacher(report["teacher"], lines)
+        img("teacher_strip.png", "ground truth | teacher | VAE round trip | frozen")
     if videos:
         lines += ["## Sample videos (ground truth | generated)", ""]
         lines += [f"* [{v.name}]({v.relative_to(out).as_posix()})" for v in videos]
@@ -539,6 +575,8 @@ def write_report(report: dict, out_dir: str | Path, videos: bool = True) -> list
     if report.get("stability", {}).get("models"):
         plots.append(plot_stability(report["stability"], out))
         plots.append(plot_stability_strips(report["stability"], out))
+    if report.get("teacher", {}).get("summary", {}).get("n_scenes"):
+        plots.append(save_teacher_strip(report["teacher"], out))
     vids = write_videos(report, out, report["models"][0]["fps"]) if videos else []
     data = _json_safe(report)
     data["plots"] = [p.name for p in plots]

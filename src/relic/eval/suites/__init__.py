@@ -1,4 +1,5 @@
-"""The evaluation suites behind ``relic eval`` (paper §5.3): actions, memory, quality, speed, distill, stability.
+"""The evaluation suites behind ``relic eval`` (paper §5.3): actions, memory, quality, speed, distill, stability,
+and the teacher gate (``teacher``: the teacher alone against the ground truth and a frozen frame).
 
 ::
 
@@ -21,11 +22,17 @@ from relic.errors import UserError
 from relic.eval.suites.common import HELD_OUT_BASE, ClipCache, ModelSpec, World, WorldConfig, check_source, \
     model_summary, open_session
 
-SUITES = ("actions", "memory", "quality", "speed", "distill", "stability")
-#: What ``all`` runs; plus ``distill`` when a teacher is given.
+SUITES = ("actions", "memory", "quality", "speed", "distill", "stability", "teacher")
+#: What ``all`` runs; plus ``distill`` and ``teacher`` when a teacher is given.
 ALL = ("actions", "memory", "quality", "speed", "stability")
+#: The suites that need ``--teacher``.
+TEACHER_SUITES = ("distill", "teacher")
 NEEDS_TEACHER = ("the distill suite needs --teacher DIR (a teacher DiT directory, e.g. what `relic train teacher` "
                  "exports to <out>/final)")
+
+
+def needs_teacher(suite: str) -> str:
+    return NEEDS_TEACHER.replace("the distill suite", f"the {suite} suite")
 
 
 @dataclass
@@ -42,8 +49,8 @@ class EvalConfig:
         decoder, precision: how sessions run (``tiny``/``vae``, ``bf16``/``fp32``).
         lpips_weights: local LPIPS (AlexNet) safetensors; None omits LPIPS.
         sample_videos: write sample mp4s.
-        teacher: the distill suite's teacher DiT directory (``DiT.from_pretrained``, or a model directory);
-            teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler.
+        teacher: the distill and teacher suites' teacher DiT directory (``DiT.from_pretrained``, or a model
+            directory); teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler.
         stability_seconds, stability_segment_s: the stability suite's stream length and segment (seconds).
     """
 
@@ -89,16 +96,17 @@ def shown_source(source: str) -> str:
 
 
 def parse_suites(text: str, teacher: bool = False) -> tuple[str, ...]:
-    """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one, or ``distill`` without a
-    teacher). ``all`` is :data:`ALL`, plus ``distill`` when ``teacher``."""
+    """``actions,memory`` / ``all`` -> suite names (UserError for an unknown one, or ``distill`` / ``teacher``
+    without a teacher). ``all`` is :data:`ALL`, plus ``distill`` and ``teacher`` when ``teacher``."""
     names = [s.strip() for s in str(text).split(",") if s.strip()]
     if names == ["all"]:
-        return tuple(n for n in SUITES if n in ALL or (teacher and n == "distill"))
+        return tuple(n for n in SUITES if n in ALL or (teacher and n in TEACHER_SUITES))
     bad = [n for n in names if n not in SUITES]
     if bad or not names:
         raise UserError(f"unknown suite {', '.join(bad) or repr(text)} (choose from {', '.join(SUITES)} or all)")
-    if "distill" in names and not teacher:
-        raise UserError(NEEDS_TEACHER)
+    for n in TEACHER_SUITES:
+        if n in names and not teacher:
+            raise UserError(needs_teacher(n))
     return tuple(dict.fromkeys(names))
 
 
@@ -127,9 +135,10 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
     if cfg.lpips_weights is not None and not os.path.isfile(cfg.lpips_weights):
         raise UserError("no such LPIPS weights file", source=cfg.lpips_weights)
     teacher = None
-    if "distill" in suites:
+    wanting = [s for s in TEACHER_SUITES if s in suites]
+    if wanting:
         if not cfg.teacher:
-            raise UserError(NEEDS_TEACHER)
+            raise UserError(needs_teacher(wanting[0]))
         if cfg.teacher_steps < 1:
             raise UserError(f"--teacher-steps must be >= 1, got {cfg.teacher_steps}")
         from relic.eval.suites.distill import load_teacher
@@ -152,7 +161,8 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                     "threads": torch.get_num_threads(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
         "held_out": {"note": f"world seeds >= 2**32 = {HELD_OUT_BASE}: training scene seeds are 32-bit "
                              "(relic.world.writer.clip_seed), so these scenes are never in a training set",
-                     "actions": cfg.action_seeds() if {"actions", "quality", "distill"} & set(suites) else [],
+                     "actions": cfg.action_seeds() if {"actions", "quality", "distill", "teacher"} & set(suites)
+                     else [],
                      "memory": cfg.revisit_seeds() if "memory" in suites else [],
                      "stability": cfg.action_seeds() if "stability" in suites else []},
         "models": [{**model_summary(s), "source": shown_source(m.source)} for s, m in zip(sessions, models)],
@@ -161,7 +171,7 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
     wcfg = WorldConfig(width=c0.width, height=c0.height, fov_deg=c0.memory.fov_deg, speed_m=cfg.speed_m)
     report["world"] = {**asdict(wcfg), "K": wcfg.K.tolist()}
     cache = ClipCache()
-    world = World(wcfg) if {"actions", "memory", "quality", "distill", "stability"} & set(suites) else None
+    world = World(wcfg) if {"actions", "memory", "quality", "distill", "stability", "teacher"} & set(suites) else None
     try:
         for name in SUITES:
             if name not in suites:
@@ -199,6 +209,11 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 report["stability"] = stability.run(sessions, world, cfg.action_seeds(), cfg.quick,
                                                     cfg.stability_seconds, cfg.stability_segment_s, cfg.rot_deg,
                                                     log=log)
+            elif name == "teacher":
+                from relic.eval.suites import teacher as teacher_gate
+                report["teacher"] = teacher_gate.run(sessions[0], world, teacher, cfg.action_seeds(), c0.fps,
+                                                     cfg.quick, cfg.teacher_steps, cfg.teacher_guidance,
+                                                     cfg.teacher_shift, cfg.rot_deg, log=log)
             report["timing_s"][name] = round(time.perf_counter() - t0, 2)
             log(f"suite {name}: {report['timing_s'][name]:.1f} s")
     finally:

@@ -1,0 +1,172 @@
+"""Teacher gate: does the bidirectional teacher hold a held-out world from one start image?
+
+A student can only be as good as the teacher it is distilled from, so a retraining checks the teacher first
+(``relic eval --suite teacher --teacher DIR``). For every held-out scene (world seeds ≥ 2**32, the actions and
+quality suites' scenes) the teacher generates :data:`SECONDS` of video along one fixed script (:func:`gate_script`:
+a dolly with a slow pan, as a walking operator) from exactly what the runtime would give the student:
+
+* first latent: the single-image latent of the ground-truth start frame
+  (:func:`relic.data.start_image.encode_start_image`, the function ``StreamingSession.start`` calls and the
+  latent cache stores for training);
+* the scene caption, the empty prompt for CFG, actions and poses in units of d̄ (eq. 3 from the identity),
+  all built by :func:`relic.eval.suites.distill.teacher_clip`, which also decodes with the full VAE.
+
+The model under test (``--model``, default the shipped ``weights/relic-tiny``) lends its VAE, text encoder and
+resolution; its student does not run. With several models the first one is used.
+
+At each of :data:`TIMES_S` (frame ``round(t · fps)``) and per scene:
+
+* ``psnr_teacher``: PSNR (dB) of the teacher's frame against the ground-truth render;
+* ``psnr_frozen``: the trivial baseline, the start frame repeated (PSNR of frame 0 against the ground truth);
+* ``saturation_ratio``: mean HSV saturation of the teacher's frame / the ground truth's (1 = as colourful;
+  grey mush → 0);
+* ``sharpness_ratio``: variance of the Laplacian of the teacher's frame / the ground truth's (1 = as sharp);
+* ``psnr_vae``, ``saturation_ratio_vae``, ``sharpness_ratio_vae``: the same for the ground-truth clip encoded
+  and decoded by the same VAE, the ceiling of any generator in this latent space. It tells the teacher's
+  failures from the autoencoder's (relic-tiny's shipped VAE, for one, decodes a clip's first latent with
+  little colour).
+
+The summary averages over scenes, per time, and says where the teacher beats the frozen baseline. A strip
+image (``teacher_strip.png`` in the report directory) shows, per scene, four rows (ground truth | teacher |
+VAE round trip | frozen) at the start and at each time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from relic.eval.metrics import saturation, sharpness
+from relic.eval.suites.common import World, motion_rows, script
+from relic.eval.suites.memory import psnr
+
+TIMES_S: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+SECONDS = 3.0
+
+
+def gate_script(fps: int, seconds: float = SECONDS, rot_deg: float = 2.0, temporal: int = 4) -> np.ndarray:
+    """The gate's actions: the prepended static row, then a dolly in with a slow pan right (rot_deg / 2 per
+    frame) for ``seconds``, rounded up to whole latents -> (1 + 4k, 13)."""
+    n = int(np.ceil(round(seconds * fps) / temporal)) * temporal
+    return script(motion_rows(n, dolly_in=1.0, pan_right=rot_deg / 2))
+
+
+def frame_indices(fps: int, times: tuple[float, ...] = TIMES_S) -> list[int]:
+    return [int(round(t * fps)) for t in times]
+
+
+def scene_row(gt: np.ndarray, gen: np.ndarray, frames: list[int], vae: np.ndarray | None = None) -> dict:
+    """Per-time metrics of one scene: uint8 (T h w 3) ground truth and teacher frames (and, optionally, the
+    ground truth's VAE round trip: the ``*_vae`` keys)."""
+    out: dict[str, list] = {}
+    for k in frames:
+        s_gt, h_gt = saturation(gt[k]), sharpness(gt[k])
+        for suffix, video in (("", gen), ("_vae", vae)):
+            if video is None:
+                continue
+            out.setdefault("psnr_teacher" if not suffix else "psnr_vae", []).append(psnr(video[k], gt[k]))
+            out.setdefault("saturation_ratio" + suffix, []).append(saturation(video[k]) / s_gt if s_gt > 0 else None)
+            out.setdefault("sharpness_ratio" + suffix, []).append(sharpness(video[k]) / h_gt if h_gt > 0 else None)
+        out.setdefault("psnr_frozen", []).append(psnr(gt[0], gt[k]))
+    return out
+
+
+def summarize(rows: list[dict], times: tuple[float, ...] = TIMES_S) -> dict:
+    """Means over scenes per time (None where nothing was measured), and where the teacher beats frozen."""
+    done = [r for r in rows if "skipped" not in r]
+
+    def mean(key: str, i: int):
+        v = [r[key][i] for r in done if r[key][i] is not None and np.isfinite(r[key][i])]
+        return float(np.mean(v)) if v else None
+
+    out = {"n_scenes": len(done), "times_s": list(times)}
+    for key in ("psnr_teacher", "psnr_frozen", "saturation_ratio", "sharpness_ratio", "psnr_vae",
+                "saturation_ratio_vae", "sharpness_ratio_vae"):
+        if all(key in r for r in done):
+            out[key] = [mean(key, i) for i in range(len(times))]
+    out["psnr_gain_db"] = [None if a is None or b is None else a - b
+                           for a, b in zip(out["psnr_teacher"], out["psnr_frozen"])]
+    out["beats_frozen"] = [g is not None and g > 0 for g in out["psnr_gain_db"]]
+    return out
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    import cv2
+
+    img = img.copy()
+    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> np.ndarray:
+    """uint8 image: per scene (seed, gt, teacher[, vae round trip]) the rows ground truth | teacher | vae |
+    frozen, columns: the start and each time."""
+    cols = [0, *frames]
+    names = ["start", *[f"{t:g} s" for t in times]]
+    gap = 2
+    blocks = []
+    for seed, gt, gen, *rest in scenes:
+        rows = []
+        kinds = [("gt", gt), ("teacher", gen)] + [("vae", v) for v in rest if v is not None] + [("frozen", None)]
+        for kind, video in kinds:
+            tiles = []
+            for k, name in zip(cols, names):
+                f = gt[0] if video is None else video[k]
+                tiles.append(_label(f, f"{kind} {name}" if kind == "gt" else kind))
+                tiles.append(np.full((f.shape[0], gap, 3), 255, np.uint8))
+            rows.append(np.concatenate(tiles[:-1], axis=1))
+        block = np.concatenate([np.concatenate([r, np.full((gap, r.shape[1], 3), 255, np.uint8)]) for r in rows])
+        blocks.append(block)
+        blocks.append(np.full((3 * gap, block.shape[1], 3), 128, np.uint8))
+    return np.concatenate(blocks[:-1]) if blocks else np.zeros((1, 1, 3), np.uint8)
+
+
+def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool = False, steps: int = 20,
+        guidance: float = 3.0, shift: float = 5.0, rot_deg: float = 2.0, times: tuple[float, ...] = TIMES_S,
+        log=print) -> dict:
+    """The gate on every held-out scene (see the module docstring). ``quick``: 2 Euler steps (CI)."""
+    import torch
+
+    from relic.eval.suites.distill import check_teacher, teacher_clip
+    from relic.runtime.stream import to_uint8
+    from relic.training.frames import to_video
+
+    if quick:
+        steps = min(steps, 2)
+    check_teacher(teacher, session)
+    teacher = teacher.eval()
+    if session.precision == "bf16":                                   # as the session does with its student
+        for p in teacher.parameters():
+            p.data = p.data.to(torch.bfloat16)
+    actions = gate_script(fps, max(times), rot_deg, session._dit_cfg.temporal_compression)
+    frames = frame_indices(fps, times)
+    rows, shown = [], []
+    for seed in seeds:
+        poses = world.start_pose(seed, actions)
+        if poses is None:
+            rows.append({"seed": seed, "skipped": "no start pose with clearance and an open view"})
+            continue
+        gt = world.render(*poses)
+        t0 = time.perf_counter()
+        gen, _ = teacher_clip(session, teacher, gt[0], world.caption(seed), actions, 1.0, steps, guidance, shift)
+        seconds = time.perf_counter() - t0
+        with torch.no_grad(), session._autocast():                   # the ceiling: the ground truth's round trip
+            z, _ = session.vae.encode(to_video(gt[None]).to(session.device))
+            vae = to_uint8(session.vae.decode(z.float()))
+        n = min(len(gen), len(gt), len(vae))
+        gen, gt, vae = gen[:n], gt[:n], vae[:n]
+        row = {"seed": seed, "frames": n, "seconds": seconds, **scene_row(gt, gen, frames, vae)}
+        rows.append(row)
+        shown.append((seed, gt, gen, vae))
+        log(f"  teacher gate: scene {seed}: PSNR teacher {', '.join(f'{x:.2f}' for x in row['psnr_teacher'])} | "
+            f"frozen {', '.join(f'{x:.2f}' for x in row['psnr_frozen'])} dB at {', '.join(f'{t:g}' for t in times)} s")
+    return {"seeds": list(seeds), "model": session.eval_label, "times_s": list(times), "frames": frames,
+            "script": "dolly_in+pan_right", "rot_deg_per_frame": rot_deg / 2,
+            "teacher": {"steps": steps, "guidance": guidance, "shift": shift,
+                        "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
+            "summary": summarize(rows, times), "results": rows, "_strip": strip(shown, frames, times)}
+
+
+__all__ = ["TIMES_S", "SECONDS", "gate_script", "frame_indices", "scene_row", "summarize", "strip", "run"]

@@ -1,0 +1,104 @@
+"""The teacher gate (``relic eval --suite teacher``): its metrics on known frames, and end to end on random weights."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from relic.cli import main
+from relic.config import get_preset
+from relic.errors import UserError
+from relic.eval.metrics import saturation
+from relic.eval.suites import EvalConfig, ModelSpec, parse_suites, run_suites
+from relic.eval.suites import teacher as gate
+from relic.eval.suites.common import HELD_OUT_BASE as B
+
+
+def _video(seed: int = 0, n: int = 49, h: int = 32, w: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, size=(n, h // 4, w // 4, 3)).astype(np.float32)
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in small]).clip(0, 255).astype(np.uint8)
+
+
+def test_scene_metrics_on_known_frames():
+    gt = _video()
+    frames = gate.frame_indices(16)
+    assert frames == [8, 16, 32, 48]
+    same = gate.scene_row(gt, gt.copy(), frames)
+    assert same["saturation_ratio"] == [1.0] * 4 and same["sharpness_ratio"] == [1.0] * 4
+    assert all(p >= 99 for p in same["psnr_teacher"])                      # identical frames: the PSNR cap
+    # grey mush: colourless, flat -> both ratios near 0, and the frozen baseline is the start frame's PSNR
+    mush = np.full_like(gt, 120)
+    row = gate.scene_row(gt, mush, frames)
+    assert all(r < 0.05 for r in row["saturation_ratio"]) and all(r < 0.05 for r in row["sharpness_ratio"])
+    from relic.eval.metrics import psnr
+    assert row["psnr_frozen"] == pytest.approx([psnr(gt[0], gt[k]) for k in frames])
+    # blur keeps the colour but not the detail
+    blur = np.stack([cv2.GaussianBlur(f, (7, 7), 2.0) for f in gt])
+    row = gate.scene_row(gt, blur, frames)
+    assert all(0.5 < r < 1.2 for r in row["saturation_ratio"]) and all(r < 0.5 for r in row["sharpness_ratio"])
+    assert saturation(np.full((4, 4, 3), 90, np.uint8)) == 0.0
+
+    with_vae = gate.scene_row(gt, mush, frames, vae=blur)
+    assert with_vae["psnr_vae"] == pytest.approx(row["psnr_teacher"])
+    assert with_vae["sharpness_ratio_vae"] == pytest.approx(row["sharpness_ratio"])
+    s = gate.summarize([row, {"seed": 1, "skipped": "no start pose"}, gate.scene_row(gt, gt, frames)])
+    assert "psnr_vae" not in s
+    assert s["n_scenes"] == 2 and s["times_s"] == [0.5, 1.0, 2.0, 3.0]
+    assert s["psnr_gain_db"] == pytest.approx([a - b for a, b in zip(s["psnr_teacher"], s["psnr_frozen"])])
+    assert s["beats_frozen"] == [g > 0 for g in s["psnr_gain_db"]]
+
+
+def test_script_and_strip_shapes():
+    a = gate.gate_script(16)
+    assert a.shape == (49, 13) and a[0, 12] == 1 and (a[1:, 0] == 1.0).all() and (a[1:, 9] == 1.0).all()
+    gt = _video(n=49)
+    img = gate.strip([(B, gt, gt), (B + 1, gt, gt)], [8, 16, 32, 48], gate.TIMES_S)
+    h, w = gt.shape[1:3]
+    assert img.dtype == np.uint8 and img.shape[1] == 5 * w + 4 * 2 and 6 * h < img.shape[0] < 8 * h
+    four = gate.strip([(B, gt, gt, gt)], [8, 16, 32, 48], gate.TIMES_S)    # + the VAE round-trip row
+    assert 4 * h < four.shape[0] < 5 * h
+
+
+def test_parse_suites_teacher_needs_a_teacher():
+    assert parse_suites("teacher", teacher=True) == ("teacher",)
+    assert "teacher" in parse_suites("all", teacher=True) and "teacher" not in parse_suites("all")
+    with pytest.raises(UserError, match="the teacher suite needs --teacher"):
+        parse_suites("teacher")
+
+
+def test_teacher_gate_quick_on_random_weights(tmp_path):
+    """End to end on random relic-tiny weights (a random teacher DiT): JSON fields, the strip PNG, report.md."""
+    from relic.eval.report import write_report
+
+    torch.manual_seed(2)
+    from relic.models.dit import DiT
+
+    DiT(get_preset("relic-tiny").dit).save_pretrained(tmp_path / "teacher")
+    cfg = EvalConfig(quick=True, teacher=str(tmp_path / "teacher"), precision="fp32")
+    report = run_suites([ModelSpec("relic-tiny", "tiny")], ("teacher",), cfg, log=lambda m: None)
+    tg = report["teacher"]
+    assert tg["teacher"]["steps"] == 2 and tg["seeds"] == [B] and tg["frames"] == [8, 16, 32, 48]
+    r = tg["results"][0]
+    assert "skipped" not in r and r["frames"] == 49
+    for k in ("psnr_teacher", "psnr_frozen", "saturation_ratio", "sharpness_ratio", "psnr_vae",
+              "saturation_ratio_vae", "sharpness_ratio_vae"):
+        assert len(r[k]) == 4 and all(np.isfinite(x) for x in r[k]), k
+    assert tg["summary"]["n_scenes"] == 1 and len(tg["summary"]["psnr_vae"]) == 4
+    write_report(report, tmp_path / "out", videos=False)
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "teacher_strip.png" in rep["plots"] and "_strip" not in rep["teacher"]
+    from PIL import Image
+    assert Image.open(tmp_path / "out" / "teacher_strip.png").size[0] == 5 * 224 + 4 * 2
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Teacher gate" in md and "saturation ratio" in md and "teacher_strip.png" in md
+
+
+def test_cli_teacher_suite_without_teacher_is_one_line(tmp_path, capsys):
+    assert main(["eval", "--preset", "relic-tiny", "--suite", "teacher", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the teacher suite needs --teacher" in err and len(err.splitlines()) == 1
