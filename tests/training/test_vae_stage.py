@@ -91,3 +91,26 @@ def test_latent_statistics_use_stat_frames_windows(frames, monkeypatch):
     vae = PooledVAE(VAEConfig(arch="pooled", z_dim=16, base_dim=4)).eval()
     mean, std = task.latent_stats(vae, 2, np.random.default_rng(0))
     assert drawn == [frames, frames] and len(mean) == len(std) == 16
+
+
+def test_tiny_decoder_on_the_colour_base_learns_on_fixed_data():
+    from relic.config import TinyDecoderConfig
+    from relic.models.tiny_decoder import TinyDecoder
+    from relic.training.losses import ssim
+
+    torch.manual_seed(0)
+    vae = PooledVAE(VAEConfig(arch="pooled", z_dim=16, base_dim=4)).eval()
+    x = _texture()
+    with torch.no_grad():
+        z, _ = vae.encode(x)
+    tiny = TinyDecoder(TinyDecoderConfig(z_dim=16, channels=16, base_mean=(0.0,) * 6, base_std=(1.0,) * 6))
+    opt = torch.optim.Adam(tiny.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(50):
+        out = tiny(z, clamp=False)
+        loss = (out - x).abs().mean() + 0.5 * (1 - ssim(out, x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0], losses[::10]
