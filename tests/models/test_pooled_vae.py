@@ -135,6 +135,18 @@ def test_with_a_zero_residual_the_decoder_is_the_colour_base():
     torch.testing.assert_close(v.decode(v.encode(x)[0]), pool_bicubic(x), atol=1e-5, rtol=0)
 
 
+@torch.no_grad()
+def test_normalization_statistics_change_the_latents_not_the_reconstruction(vae):
+    """The export writes statistics measured after training: they must not change what a model decodes."""
+    plain = PooledVAE(dataclasses.replace(vae.config, latents_mean=None, latents_std=None)).eval()
+    plain.load_state_dict(vae.state_dict())
+    x = _video(t=9)
+    zs, zp = vae.encode(x)[0], plain.encode(x)[0]
+    assert not torch.allclose(zs, zp)
+    torch.testing.assert_close(vae.denormalize(zs), zp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(vae.decode(zs), plain.decode(zp), atol=1e-5, rtol=0)
+
+
 def test_save_load_round_trip(vae, tmp_path):
     vae.save_pretrained(tmp_path / "v")
     back = load_vae(tmp_path / "v")

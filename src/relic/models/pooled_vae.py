@@ -245,8 +245,10 @@ class PooledVAE(PretrainedMixin, nn.Module):
         """
         first = prev is None
         before = torch.cat([z[:, :, :1] if first else prev.to(z), z[:, :, :-1]], dim=2)
-        zz = rearrange(torch.cat([z, before], dim=1), "b c n h w -> b n c h w")
-        raw = self.denormalize(z)
+        raw, raw_before = self.denormalize(z), self.denormalize(before)
+        # the networks work on raw latents (training runs before the normalization statistics exist), so the
+        # exported statistics change what the DiT sees and nothing else
+        zz = rearrange(torch.cat([raw, raw_before], dim=1), "b c n h w -> b n c h w")
         out = colour_base(raw[:, :N_FIXED]) + self.decoder(zz).float()
         out = rearrange(out, "b n k c h w -> b c (n k) h w")
         if first:
