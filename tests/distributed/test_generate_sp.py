@@ -14,9 +14,9 @@ from torchrun import run_torchrun  # noqa: E402
 
 def tiny_model_dir(out: Path) -> Path:
     from relic.config import DiTConfig, MemoryConfig, RelicConfig, TinyDecoderConfig, VAEConfig
+    from relic.models.autoencoder import build_vae
     from relic.models.dit import DiT
     from relic.models.tiny_decoder import TinyDecoder
-    from relic.models.vae import WanVAE
     from relic.runtime.stream import save_model_dir
 
     cfg = RelicConfig(name="sp-test", height=32, width=48, frames_per_block=1, text_len=8,
@@ -25,7 +25,7 @@ def tiny_model_dir(out: Path) -> Path:
                       memory=MemoryConfig(window=2, dtype="fp32"),
                       vae=VAEConfig(base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1),
                       tiny_decoder=TinyDecoderConfig(channels=8))
-    save_model_dir(out, cfg, DiT(cfg.dit), WanVAE(cfg.vae), TinyDecoder(cfg.tiny_decoder))
+    save_model_dir(out, cfg, DiT(cfg.dit), build_vae(cfg.vae), TinyDecoder(cfg.tiny_decoder))
     return out
 
 
