@@ -14,10 +14,10 @@ import torch.distributed as dist
 
 from relic.camera import parse_action_script
 from relic.config import DiTConfig, MemoryConfig, RelicConfig, SamplerConfig, TinyDecoderConfig, VAEConfig
+from relic.models.autoencoder import build_vae
 from relic.models.dit import DiT
 from relic.models.sequence_parallel import SequenceParallel
 from relic.models.tiny_decoder import TinyDecoder
-from relic.models.vae import WanVAE
 from relic.runtime.stream import StreamingSession
 from relic.training.distributed import exit_process
 
@@ -36,7 +36,7 @@ def models(cfg: RelicConfig):
     with torch.no_grad():
         for p in dit.parameters():
             p.copy_(torch.randn_like(p) * 0.2)
-    return dit, WanVAE(cfg.vae).eval(), TinyDecoder(cfg.tiny_decoder).eval()
+    return dit, build_vae(cfg.vae).eval(), TinyDecoder(cfg.tiny_decoder).eval()
 
 
 def run(cfg: RelicConfig, sp) -> tuple[list[np.ndarray], dict]:

@@ -20,6 +20,7 @@ from relic.eval.suites import memory as memory_suite
 from relic.eval.suites import stability as stability_suite
 from relic.eval.suites.common import HELD_OUT_BASE as B
 from relic.eval.suites.common import ClipCache, World, WorldConfig, set_memory
+from relic.models.autoencoder import build_vae
 
 
 def test_parse_suites():
@@ -375,11 +376,10 @@ def test_distill_and_stability_quick(tmp_path):
 def test_load_teacher_accepts_a_model_directory(tmp_path):
     from relic.eval.suites.distill import load_teacher
     from relic.models.dit import DiT
-    from relic.models.vae import WanVAE
     from relic.runtime.stream import save_model_dir
 
     cfg = get_preset("relic-tiny")
-    save_model_dir(tmp_path / "m", cfg, DiT(cfg.dit), WanVAE(cfg.vae))
+    save_model_dir(tmp_path / "m", cfg, DiT(cfg.dit), build_vae(cfg.vae))
     assert load_teacher(str(tmp_path / "m")).cfg == cfg.dit
     (tmp_path / "m" / "dit.safetensors").write_bytes(b"junk")
     with pytest.raises(UserError, match="cannot load the teacher DiT") as e:

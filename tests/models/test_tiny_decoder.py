@@ -7,8 +7,9 @@ import torch
 
 from relic.config import TinyDecoderConfig, relic_tiny
 from relic.errors import UserError
+from relic.models.autoencoder import build_vae
 from relic.models.tiny_decoder import TinyDecoder, benchmark_decoders
-from relic.models.vae import WanVAE, vae_frames
+from relic.models.vae import vae_frames
 
 CFG = TinyDecoderConfig(z_dim=4, channels=8, channel_div=(1, 1, 2, 4), mem_blocks=2)
 
@@ -93,7 +94,7 @@ def test_benchmark_reports_both_decoders():
 def test_default_tiny_decoder_matches_vae_geometry():
     cfg = relic_tiny()
     assert cfg.tiny_decoder.z_dim == cfg.vae.z_dim
-    tiny, vae = TinyDecoder(cfg.tiny_decoder), WanVAE(cfg.vae)
+    tiny, vae = TinyDecoder(cfg.tiny_decoder), build_vae(cfg.vae)
     with torch.no_grad():
         z = torch.randn(1, cfg.vae.z_dim, 2, 2, 3)
         assert tiny(z).shape == vae.decode(z).shape

@@ -215,7 +215,9 @@ def test_config_errors(tmp_path):
 def test_relic_tiny_vae_shapes():
     from relic.config import relic_tiny, wan21_1_3b
     cfg = relic_tiny()
-    vae = WanVAE(cfg.vae)
+    with pytest.raises(UserError, match="arch 'wan'"):       # relic-tiny's is the pooled autoencoder
+        WanVAE(cfg.vae)
+    vae = WanVAE(wan21_1_3b().vae)
     assert vae.spatial_factor == 8 and vae.temporal_factor == 4
     assert cfg.height % 8 == 0 and cfg.width % 8 == 0
     assert wan21_1_3b().vae.latents_std is not None and len(wan21_1_3b().vae.latents_std) == 16

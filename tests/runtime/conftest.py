@@ -8,6 +8,7 @@ import torch
 
 from relic.camera import integrate
 from relic.config import DiTConfig, MemoryConfig, RelicConfig, SamplerConfig
+from relic.models.autoencoder import build_vae
 from relic.models.dit import DiT
 
 
@@ -68,12 +69,11 @@ def model_dir(tiny, tmp_path):
 
     from relic.config import TinyDecoderConfig, VAEConfig
     from relic.models.tiny_decoder import TinyDecoder
-    from relic.models.vae import WanVAE
     from relic.runtime.stream import save_model_dir
 
     cfg = tiny.cfg(MemoryConfig(window=2, dtype="bf16"))
     cfg = dataclasses.replace(cfg, dit=dataclasses.replace(cfg.dit, text_dim=384), text_len=8,
                               vae=VAEConfig(base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1),
                               tiny_decoder=TinyDecoderConfig(channels=8))
-    save_model_dir(tmp_path / "model", cfg, DiT(cfg.dit), WanVAE(cfg.vae), TinyDecoder(cfg.tiny_decoder))
+    save_model_dir(tmp_path / "model", cfg, DiT(cfg.dit), build_vae(cfg.vae), TinyDecoder(cfg.tiny_decoder))
     return tmp_path / "model"

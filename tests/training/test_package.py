@@ -10,7 +10,7 @@ from relic.cli import main
 from relic.config import get_preset
 from relic.models.dit import DiT
 from relic.models.tiny_decoder import TinyDecoder
-from relic.models.vae import WanVAE
+from relic.models.autoencoder import build_vae
 from relic.runtime.stream import StreamingSession, load_model_dir
 
 
@@ -20,7 +20,7 @@ def exports(tmp_path_factory):
     cfg = get_preset("relic-tiny")
     root = tmp_path_factory.mktemp("exports")
     DiT(cfg.dit).save_pretrained(root / "dit")
-    WanVAE(cfg.vae).save_pretrained(root / "vae")
+    build_vae(cfg.vae).save_pretrained(root / "vae")
     TinyDecoder(cfg.tiny_decoder).save_pretrained(root / "tiny")
     return root
 

@@ -239,6 +239,6 @@ def benchmark_decoders(cfg: RelicConfig, num_latents: int = 4, warmup: int = 1,
         "vae_gflop_per_latent": vae_flops / 1e9, "tiny_gflop_per_latent": tiny_flops / 1e9,
         "flop_ratio": vae_flops / tiny_flops,
         "vae_params": sum(p.numel() for p in vae.decoder.parameters()) + sum(
-            p.numel() for p in vae.post_quant_conv.parameters()),
+            p.numel() for p in getattr(vae, "post_quant_conv", torch.nn.Identity()).parameters()),
         "tiny_params": sum(p.numel() for p in tiny.parameters()),
     }

@@ -314,6 +314,9 @@ class Decoder3d(nn.Module):
 
 def check_vae_config(cfg: VAEConfig, source: str = "vae config") -> None:
     """Raise a UserError for a VAE config the architecture cannot build."""
+    if cfg.arch != "wan":
+        raise UserError(f"WanVAE builds arch 'wan', got {cfg.arch!r} (use relic.models.autoencoder.build_vae)",
+                        source=source)
     n = len(cfg.dim_mult)
     if n < 2:
         raise UserError(f"dim_mult needs at least 2 levels, got {list(cfg.dim_mult)}", source=source)
