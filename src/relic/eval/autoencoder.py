@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from relic.eval.metrics import psnr, sharpness, ssim
+from relic.eval.metrics import psnr, saturation, sharpness, ssim
 
 #: The six primaries (RGB, 0-255).
 PRIMARIES: dict[str, tuple[int, int, int]] = {
@@ -68,10 +68,8 @@ def flat_video(rgb: tuple[int, int, int], frames: int = 9, size: tuple[int, int]
 
 
 def mean_saturation(video: np.ndarray) -> float:
-    """Mean HSV saturation (0-1) of uint8 frames (f h w 3) or one frame (h w 3)."""
-    v = np.asarray(video)
-    frames = v.reshape(-1, *v.shape[-3:])
-    return float(np.mean([cv2.cvtColor(f, cv2.COLOR_RGB2HSV)[..., 1].mean() / 255.0 for f in frames]))
+    """Mean HSV saturation (0-1) of uint8 frames (f h w 3) or one frame (h w 3) (:func:`relic.eval.metrics.saturation`)."""
+    return saturation(video)
 
 
 # ----------------------------------------------------------------------------------------------- codecs

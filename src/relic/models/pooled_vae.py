@@ -37,6 +37,7 @@ from torch import nn
 
 from relic.config import VAEConfig
 from relic.errors import UserError
+from relic.models.latent_codec import LatentCodec, check_latent_stats
 from relic.models.weights import PretrainedMixin
 
 FACTOR_S, FACTOR_T = 8, 4        # spatial and temporal compression (Wan's)
@@ -190,15 +191,10 @@ def check_pooled_config(cfg: VAEConfig, source: str = "vae config") -> None:
                         f"{cfg.z_dim}", source=source)
     if cfg.base_dim < 1:
         raise UserError(f"base_dim must be >= 1, got {cfg.base_dim}", source=source)
-    for name in ("latents_mean", "latents_std"):
-        v = getattr(cfg, name)
-        if v is not None and len(v) != cfg.z_dim:
-            raise UserError(f"{name} needs z_dim={cfg.z_dim} values, got {len(v)}", source=source)
-    if cfg.latents_std is not None and any(s <= 0 for s in cfg.latents_std):
-        raise UserError("latents_std values must be > 0", source=source)
+    check_latent_stats(cfg, source)
 
 
-class PooledVAE(PretrainedMixin, nn.Module):
+class PooledVAE(LatentCodec, PretrainedMixin, nn.Module):
     """The colour-pooled causal autoencoder (``VAEConfig.arch == "pooled"``); the API of :class:`WanVAE`.
 
     - :meth:`encode`: frames (b 3 1+4k h w) in [-1, 1] -> normalized (mean, logvar), each (b z 1+k h/8 w/8)
@@ -216,19 +212,10 @@ class PooledVAE(PretrainedMixin, nn.Module):
         self.encoder = GroupEncoder(cfg.base_dim, cfg.z_dim - N_FIXED)
         self.decoder = ResidualDecoder(cfg.z_dim, cfg.base_dim)
         init_weights(self)
-        mean = torch.tensor(cfg.latents_mean if cfg.latents_mean is not None else [0.0] * cfg.z_dim)
-        std = torch.tensor(cfg.latents_std if cfg.latents_std is not None else [1.0] * cfg.z_dim)
-        self.register_buffer("latents_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
-        self.register_buffer("latents_std", std.view(1, -1, 1, 1, 1), persistent=False)
+        self.register_latent_stats(cfg)
 
     spatial_factor = FACTOR_S
     temporal_factor = FACTOR_T
-
-    def normalize(self, mu: torch.Tensor) -> torch.Tensor:
-        return (mu - self.latents_mean.to(mu)) / self.latents_std.to(mu)
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.latents_std.to(z) + self.latents_mean.to(z)
 
     # chunks --------------------------------------------------------------------------------------
     def encode_groups(self, x: torch.Tensor, first: bool) -> torch.Tensor:
@@ -256,31 +243,11 @@ class PooledVAE(PretrainedMixin, nn.Module):
         out = out.to(z.dtype)
         return out.clamp(-1.0, 1.0) if clamp else out
 
-    # whole clips -----------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (b 3 1+4k h w) in [-1, 1] -> normalized (mean, logvar), each (b z 1+k h/8 w/8)."""
-        return self.stream_encoder().encode(x)
-
-    def decode(self, z: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """Normalized latents (b z 1+k h w) -> frames (b 3 1+4k 8h 8w), clamped to [-1, 1] unless ``clamp=False``."""
-        return self.stream_decoder(clamp=clamp).decode(z)
-
-    @staticmethod
-    def sample(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw latents from the posterior N(mean, exp(logvar)) (here: mean, up to exp(-15))."""
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * eps
-
+    # whole clips (encode, decode, sample: LatentCodec; the posterior is a point, up to exp(-15)) --------
     @staticmethod
     def kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """Zero per sample (b): the encoder is deterministic, so no KL term trains it."""
         return mean.new_zeros(mean.shape[0])
-
-    def forward(self, x: torch.Tensor, sample_posterior: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruct for training: frames (b 3 t h w) -> (unclamped reconstruction, mean, logvar)."""
-        mean, logvar = self.encode(x)
-        return self.decode(mean, clamp=False), mean, logvar
 
     def stream_encoder(self) -> "PooledStreamEncoder":
         return PooledStreamEncoder(self)

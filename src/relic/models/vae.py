@@ -34,6 +34,7 @@ from torch import nn
 
 from relic.config import VAEConfig
 from relic.errors import UserError
+from relic.models.latent_codec import LatentCodec, check_latent_stats
 from relic.models.weights import PretrainedMixin
 
 CACHE_T = 2                      # frames of history a causal 3x3x3 conv needs
@@ -323,15 +324,10 @@ def check_vae_config(cfg: VAEConfig, source: str = "vae config") -> None:
     if len(cfg.temporal_downsample) != n - 1:
         raise UserError(f"temporal_downsample needs {n - 1} entries (one per downsampling level), got "
                         f"{len(cfg.temporal_downsample)}", source=source)
-    for name in ("latents_mean", "latents_std"):
-        v = getattr(cfg, name)
-        if v is not None and len(v) != cfg.z_dim:
-            raise UserError(f"{name} needs z_dim={cfg.z_dim} values, got {len(v)}", source=source)
-    if cfg.latents_std is not None and any(s <= 0 for s in cfg.latents_std):
-        raise UserError("latents_std values must be > 0", source=source)
+    check_latent_stats(cfg, source)
 
 
-class WanVAE(PretrainedMixin, nn.Module):
+class WanVAE(LatentCodec, PretrainedMixin, nn.Module):
     """The Wan-2.1 causal video VAE.
 
     - :meth:`encode`: frames (b 3 1+4k h w) in [-1, 1] -> normalized (mean, logvar), each (b z 1+k h/s w/s)
@@ -352,10 +348,7 @@ class WanVAE(PretrainedMixin, nn.Module):
         self.quant_conv = CausalConv3d(2 * cfg.z_dim, 2 * cfg.z_dim, 1)
         self.post_quant_conv = CausalConv3d(cfg.z_dim, cfg.z_dim, 1)
         self.decoder = Decoder3d(cfg)
-        mean = torch.tensor(cfg.latents_mean if cfg.latents_mean is not None else [0.0] * cfg.z_dim)
-        std = torch.tensor(cfg.latents_std if cfg.latents_std is not None else [1.0] * cfg.z_dim)
-        self.register_buffer("latents_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
-        self.register_buffer("latents_std", std.view(1, -1, 1, 1, 1), persistent=False)
+        self.register_latent_stats(cfg)
 
     @property
     def spatial_factor(self) -> int:
@@ -364,13 +357,6 @@ class WanVAE(PretrainedMixin, nn.Module):
     @property
     def temporal_factor(self) -> int:
         return 2 ** sum(bool(t) for t in self.config.temporal_downsample)
-
-    # normalization --------------------------------------------------------------------------------
-    def normalize(self, mu: torch.Tensor) -> torch.Tensor:
-        return (mu - self.latents_mean.to(mu)) / self.latents_std.to(mu)
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.latents_std.to(z) + self.latents_mean.to(z)
 
     # raw passes (explicit cache) ----------------------------------------------------------------
     def encode_chunk(self, x: torch.Tensor, cache: FeatureCache) -> tuple[torch.Tensor, torch.Tensor]:
@@ -387,32 +373,11 @@ class WanVAE(PretrainedMixin, nn.Module):
         x = self.decoder(self.post_quant_conv(self.denormalize(z)), cache)
         return x.clamp(-1.0, 1.0) if clamp else x
 
-    # whole clips ------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (b 3 1+4k h w) in [-1, 1] -> normalized posterior (mean, logvar), each (b z 1+k h/8 w/8)."""
-        return self.stream_encoder().encode(x)
-
-    def decode(self, z: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """Normalized latents (b z 1+k h w) -> frames (b 3 1+4k 8h 8w), clamped to [-1, 1] unless ``clamp=False``."""
-        return self.stream_decoder(clamp=clamp).decode(z)
-
-    @staticmethod
-    def sample(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw latents from the posterior N(mean, exp(logvar))."""
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * eps
-
+    # whole clips (encode, decode, sample: LatentCodec) ------------------------------------------------
     @staticmethod
     def kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """KL(N(mean, exp(logvar)) || N(0, 1)) summed over (c t h w), per sample (b)."""
         return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
-
-    def forward(self, x: torch.Tensor, sample_posterior: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruct for training: frames (b 3 t h w) -> (unclamped reconstruction, mean, logvar)."""
-        mean, logvar = self.encode(x)
-        z = self.sample(mean, logvar, generator) if sample_posterior else mean
-        return self.decode(z, clamp=False), mean, logvar
 
     # streaming -------------------------------------------------------------------------------------
     def stream_encoder(self) -> "StreamEncoder":
