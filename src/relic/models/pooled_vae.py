@@ -28,8 +28,6 @@ Shapes: frames ``(b 3 t h w)`` in [-1, 1]; latents ``(b z n h/8 w/8)``, normaliz
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -222,7 +220,7 @@ class PooledVAE(LatentCodec, PretrainedMixin, nn.Module):
         """Frames (b 3 t h w) (t = 1 + 4n with ``first``, else 4n) -> normalized latents (b z n' h/8 w/8)."""
         groups = group_frames(x, first)
         fixed = pooled_channels(groups)
-        learned = rearrange(self.encoder(groups.to(x.dtype)), "b n c h w -> b c n h w")
+        learned = rearrange(self.encoder(groups), "b n c h w -> b c n h w")
         return self.normalize(torch.cat([fixed.to(learned.dtype), learned], dim=1))
 
     def decode_latents(self, z: torch.Tensor, prev: torch.Tensor | None, clamp: bool = True) -> torch.Tensor:
@@ -303,7 +301,3 @@ def pool_bicubic(frames: torch.Tensor) -> torch.Tensor:
     up = F.interpolate(F.avg_pool2d(f, FACTOR_S), scale_factor=FACTOR_S, mode="bicubic", align_corners=False)
     return rearrange(up.clamp(-1, 1), "(b t) c h w -> b c t h w", b=b)
 
-
-def latent_count(num_frames: int) -> int:
-    """1 + 4k frames -> 1 + k latents."""
-    return 0 if num_frames <= 0 else 1 + math.ceil((num_frames - 1) / FACTOR_T)
