@@ -278,3 +278,25 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert "action_encoder.proj.0.weight" in grads[0] and "blocks.0.self_attn.q.weight" in grads[0]
     for k in grads[0]:
         assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6), k
+
+
+def test_command_keep_false_is_exactly_the_forward_without_a_command():
+    """Command dropout's branch: a sample whose command is dropped gets the output of the forward without actions
+    and poses, bitwise; the kept samples get the forward with them."""
+    m = _model(seed=11)
+    g = torch.Generator().manual_seed(12)
+    b, f = 3, 3
+    x = torch.randn(b, 4, f, 4, 4, generator=g)
+    text = torch.randn(b, 3, 32, generator=g)
+    a = torch.rand(b, 4 * f - 3, 13, generator=g)
+    R, P = _rand_pose(b, f, g)
+    keep = torch.tensor([True, False, True])
+    with torch.no_grad():
+        mixed = m(x, 300.0, text, None, a, R, P, command_keep=keep)
+        with_cmd = m(x, 300.0, text, None, a, R, P)
+        without = m(x, 300.0, text)
+    assert not torch.allclose(with_cmd[1], without[1])      # the command matters at all
+    assert torch.equal(mixed[0], with_cmd[0]) and torch.equal(mixed[2], with_cmd[2])
+    assert torch.equal(mixed[1], without[1])
+    with pytest.raises(ValueError, match="command_keep"):
+        m(x, 300.0, text, None, a, R, P, command_keep=keep[:2])

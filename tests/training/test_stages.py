@@ -185,3 +185,53 @@ def test_old_ode_pairs_are_refused_and_regenerated(tmp_path):
     with pytest.raises(UserError, match="relic-ode-pair-1 is out of date") as e:
         read_pair(old)
     assert len(str(e.value).splitlines()) == 1
+
+
+def test_dropout_masks_keep_the_text_only_draw_and_hit_their_rates():
+    from relic.errors import UserError
+    from relic.training.teacher import FlowConfig, dropout_masks
+
+    b = 200_000
+    drop, keep = dropout_masks(b, FlowConfig(text_dropout=0.1), torch.Generator().manual_seed(3))
+    assert torch.equal(drop, torch.rand(b, generator=torch.Generator().manual_seed(3)) < 0.1)   # as before
+    assert bool(keep.all())
+    drop, keep = dropout_masks(b, FlowConfig(text_dropout=0.1, command_dropout=0.1, joint_dropout=0.05),
+                               torch.Generator().manual_seed(4))
+    rate = lambda m: float(m.float().mean())                                       # noqa: E731
+    assert abs(rate(drop) - 0.1) < 0.003 and abs(rate(~keep) - 0.1) < 0.003
+    assert abs(rate(drop & ~keep) - 0.05) < 0.003
+    with pytest.raises(UserError, match="joint_dropout"):
+        dropout_masks(4, FlowConfig(text_dropout=0.1, command_dropout=0.02, joint_dropout=0.05), torch.Generator())
+
+
+@pytest.mark.parametrize("guide", ["text", "command", "all"])
+def test_teacher_sampler_guidance_drops_what_it_names(guide):
+    """The unconditional branch of CFG: the empty prompt and/or no command, the conditional one both."""
+    from relic.training.teacher import teacher_sample
+
+    dit = _tiny_dit()
+    g = torch.Generator().manual_seed(2)
+    f = 3
+    first = torch.randn(1, 16, 1, 4, 6, generator=g)
+    text, mask = torch.randn(1, 5, 8, generator=g), torch.ones(1, 5, dtype=torch.bool)
+    empty = (torch.zeros(1, 5, 8), torch.ones(1, 5, dtype=torch.bool))
+    a = torch.rand(1, 1 + 4 * (f - 1), 13, generator=g)
+    R, P = torch.eye(3).expand(1, f, 3, 3).clone(), torch.randn(1, f, 3, generator=g)
+    calls = []
+    real_forward = dit.forward
+
+    def spy(x, t, ctx, text_mask=None, actions=None, R_=None, P_=None, **kw):
+        calls.append((ctx, actions is not None))
+        return real_forward(x, t, ctx, text_mask, actions, R_, P_, **kw)
+
+    dit.forward = spy
+    noise = torch.randn(1, 16, f, 4, 6, generator=g)
+    out, _ = teacher_sample(dit, first, f, text, mask, empty, a, R, P, steps=2, guidance=3.0, noise=noise, guide=guide)
+    cond, uncond = calls[0], calls[1]
+    assert cond[1] and uncond[1] == (guide == "text")
+    same_text = torch.equal(uncond[0].kv[0][0], cond[0].kv[0][0])
+    assert same_text == (guide == "command")
+    # guidance 1 never runs the unconditional branch, whatever it would drop
+    calls.clear()
+    teacher_sample(dit, first, f, text, mask, empty, a, R, P, steps=2, guidance=1.0, noise=noise, guide=guide)
+    assert len(calls) == 2 and all(c[1] for c in calls)

@@ -54,6 +54,13 @@ def register(subparsers) -> None:
                         "exports to <out>/final, or a model directory)")
     p.add_argument("--teacher-steps", type=int, default=20, metavar="N",
                    help="Euler steps of the teacher's CFG sampler (default 20; --quick: 2)")
+    p.add_argument("--teacher-guidance", type=float, default=3.0, metavar="W",
+                   help="the teacher sampler's CFG scale (default 3; 1 turns guidance off)")
+    p.add_argument("--teacher-shift", type=float, default=5.0, metavar="S",
+                   help="the teacher sampler's timestep shift (default 5, Wan's)")
+    p.add_argument("--teacher-guide", choices=("text", "command", "all"), default="text",
+                   help="what CFG's unconditional branch drops: the prompt (default), the actions and poses, or "
+                        "both; the teacher must have been trained with that dropout")
     p.set_defaults(func=_eval, _parser=p)
 
 
@@ -88,13 +95,18 @@ def _eval(args: argparse.Namespace) -> int:
             raise UserError(f"--gaps must be comma-separated seconds, got {args.gaps!r}") from None
         if not gaps or not all(math.isfinite(g) and g > 0 for g in gaps):
             raise UserError(f"--gaps must be positive seconds, got {args.gaps!r}")
+    if not args.teacher_shift > 0 or not args.teacher_guidance > 0:
+        raise UserError(f"--teacher-shift and --teacher-guidance must be positive, got {args.teacher_shift:g} and "
+                        f"{args.teacher_guidance:g}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError("--out exists and is not a directory", source=str(out))
     cfg = EvalConfig(quick=args.quick, seeds=tuple(args.seeds) if args.seeds else None,
                      memory_seeds=tuple(args.memory_seeds) if args.memory_seeds else None, gaps_s=gaps,
                      decoder=args.decoder, precision=args.precision, lpips_weights=args.lpips_weights,
-                     sample_videos=not args.no_videos, teacher=args.teacher, teacher_steps=args.teacher_steps)
+                     sample_videos=not args.no_videos, teacher=args.teacher, teacher_steps=args.teacher_steps,
+                     teacher_guidance=args.teacher_guidance, teacher_guide=args.teacher_guide,
+                     teacher_shift=args.teacher_shift)
     report = run_suites(models, suites, cfg, log=lambda m: print(m, flush=True))
     paths = write_report(report, out, videos=cfg.sample_videos)
     print(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(paths) - 2} plots/videos")

@@ -312,7 +312,8 @@ class DiT(nn.Module):
                 text_mask: torch.Tensor | None = None, actions: torch.Tensor | None = None,
                 R: torch.Tensor | None = None, P: torch.Tensor | None = None, *, frame_offset: int = 0,
                 attn_mask: torch.Tensor | None = None, kv_context: Sequence[KV] | None = None,
-                return_kv: bool = False, kv_context_rotated: bool = False):
+                return_kv: bool = False, kv_context_rotated: bool = False,
+                command_keep: torch.Tensor | None = None):
         """Predict the flow-matching velocity of latents x.
 
         Args:
@@ -332,6 +333,9 @@ class DiT(nn.Module):
                 :meth:`rotate_context` returns them): skip rotating them here. The streaming student rotates
                 a block's context once instead of in each of its forwards; the result is bitwise the same
                 when the keys come in the compute dtype of this forward.
+            command_keep: (b,) bool; where False, that sample's action and pose offsets are zeroed, which is
+                exactly the forward without ``actions`` and ``R, P`` for it (the "no command" branch that
+                command dropout trains and command guidance samples). None keeps every sample's command.
         Returns:
             (b c f H W) prediction, and with ``return_kv`` a list of per-layer (k, v, pos).
         """
@@ -365,6 +369,12 @@ class DiT(nn.Module):
             wdt = self.pose_encoder.mlp[0].weight.dtype
             pose = self.pose_encoder.features(R.to(tokens.device, wdt), P.to(tokens.device, wdt))
 
+        keep = None
+        if command_keep is not None:
+            if command_keep.shape != (b,):
+                raise ValueError(f"command_keep must be ({b},), got {tuple(command_keep.shape)}")
+            keep = command_keep.to(tokens.device, torch.bool).view(b, 1, 1)
+
         pos = token_positions(f, h, w, frame_offset, device=tokens.device)
         freqs = self.rope.freqs(pos)
         kv_out: list[KV] = []
@@ -373,6 +383,9 @@ class DiT(nn.Module):
             act_i = None if act is None else self.action_encoder.proj[i](act)
             pose_i = None if pose is None else rearrange(self.pose_encoder.proj[i](pose),
                                                          "b f (two d) -> b f two d", two=2)
+            if keep is not None:     # select, not multiply: a zero offset adds exactly nothing
+                act_i = None if act_i is None else torch.where(keep, act_i, torch.zeros_like(act_i))
+                pose_i = None if pose_i is None else torch.where(keep[..., None], pose_i, torch.zeros_like(pose_i))
             ctx = None if kv_context is None else kv_context[i]
             if ctx is not None and not kv_context_rotated and ctx[2] is not last_ctx_pos:
                 last_ctx_pos, ctx_freqs = ctx[2], self.rope.freqs(ctx[2])

@@ -284,6 +284,7 @@ def score_difference(real, fake, x: torch.Tensor, sigma: torch.Tensor, noise: to
 class DMDConfig:
     critic_steps: int = 2            # fake-score updates per generator update
     guidance: float = 3.0            # CFG of the real score
+    guide: str = "text"              # what its unconditional branch drops: "text", "command" or "all"
     min_t: float = 0.02              # DMD/critic noise levels lie in [min_t, max_t] (see ``sigma``)
     max_t: float = 0.98
     shift: float = 5.0
@@ -420,13 +421,20 @@ class DMDTask(Task):
 
     def _scores(self, batch: LatentBatch, b: int):
         """(real(x, t, cond), fake(x, t)) velocity functions bound to the batch's conditioning."""
+        from relic.training.teacher import GUIDES
+
+        guide = self.cfg.dmd.guide
+        if guide not in GUIDES:
+            raise UserError(f"dmd.guide must be one of {', '.join(GUIDES)}, got {guide!r}")
         tc = self.real.prepare_text(batch.text, batch.text_mask)
-        tu = self.real.prepare_text(self.empty[0].expand(b, -1, -1), self.empty[1].expand(b, -1))
+        tu = tc if guide == "command" else self.real.prepare_text(self.empty[0].expand(b, -1, -1),
+                                                                  self.empty[1].expand(b, -1))
         tf = self.fake.prepare_text(batch.text, batch.text_mask)
         a, R, P = batch.actions, batch.R, batch.P
+        cmd_u = (a, R, P) if guide == "text" else (None, None, None)
 
         def real(x, t, cond):
-            return self.real(x, t, tc if cond else tu, None, a, R, P)
+            return self.real(x, t, tc, None, a, R, P) if cond else self.real(x, t, tu, None, *cmd_u)
 
         def fake(x, t):
             return self.fake(x, t, tf, None, a, R, P)

@@ -102,13 +102,15 @@ def detail_loss(recon: torch.Tensor, target: torch.Tensor, cell: int = 8) -> tup
 
 
 def flow_matching_loss(dit, batch: LatentBatch, sigma: torch.Tensor, noise: torch.Tensor,
-                       text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+                       text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
+                       command_keep: torch.Tensor | None = None) -> torch.Tensor:
     """Image-to-video flow-matching loss of a bidirectional DiT.
 
     Args:
         batch: latents (b c f h w) etc.; latent 0 stays clean (timestep 0) and is not in the loss.
         sigma: (b,) noise levels; noise: (b c f h w).
         text, text_mask: override the batch's text (e.g. after text dropout).
+        command_keep: (b,) bool, False where the sample's actions and pose are dropped (command dropout).
     """
     x0 = batch.latents
     b, f = x0.shape[0], x0.shape[2]
@@ -118,6 +120,6 @@ def flow_matching_loss(dit, batch: LatentBatch, sigma: torch.Tensor, noise: torc
     t = (sigma.view(b, 1) * 1000.0).expand(b, f).clone()
     t[:, 0] = 0.0
     v = dit(xt, t, batch.text if text is None else text, batch.text_mask if text_mask is None else text_mask,
-            batch.actions, batch.R, batch.P)
+            batch.actions, batch.R, batch.P, command_keep=command_keep)
     target = velocity_target(x0, noise)
     return ((v.float() - target.float()) ** 2)[:, :, 1:].mean()

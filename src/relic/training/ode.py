@@ -163,7 +163,8 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
         with ac:
             x0, traj = teacher_sample(teacher, batch.latents[:, :, :1], batch.num_latents, batch.text, batch.text_mask,
                                       empty, batch.actions, batch.R, batch.P, cfg.sample.steps, cfg.sample.guidance,
-                                      cfg.sample.shift, generator=g, sigmas_out=sigmas, spacing=cfg.spacing)
+                                      cfg.sample.shift, generator=g, sigmas_out=sigmas, spacing=cfg.spacing,
+                                      guide=cfg.sample.guide)
         write_pair(pair_path(out, i), torch.stack([t[0] for t in traj]), x0[0], batch.actions[0], batch.R[0],
                    batch.P[0], batch.text[0], batch.text_mask[0], batch.captions[0], sigmas)
     return out

@@ -7,6 +7,9 @@ Flow matching (rectified flow, :mod:`relic.runtime.sampling` conventions): for c
 * Image-to-video: latent 0 stays clean at timestep 0 and is left out of the loss.
 * Text dropout: with probability ``text_dropout`` a sample's prompt is replaced by the empty prompt, which
   is the unconditional branch of classifier-free guidance at sampling time.
+* Command dropout: with probability ``command_dropout`` a sample's actions and poses are dropped (the DiT's
+  action and pose offsets are zero, as without a command), ``joint_dropout`` of the samples losing both text
+  and command. Guidance can then act on the command (``sample.guide``), not only on the text.
 * Palindrome augmentation and the short-to-long curriculum (``data.curriculum``, up to the paper's 20 s)
   come from :class:`relic.training.batches.LatentSamples`; the RoPE extension for long horizons is the
   model's ``dit.rope_scaling`` / ``dit.rope_scale`` (set them in ``model:``).
@@ -38,6 +41,8 @@ class FlowConfig:
     shift: float = 5.0                  # Wan's timestep shift (training); the sampler has its own below
     timestep_sampling: str = "uniform"  # "uniform" or "logit_normal" for u before the shift
     text_dropout: float = 0.1           # probability of the empty prompt (CFG)
+    command_dropout: float = 0.0        # probability of no actions and no pose (command guidance)
+    joint_dropout: float = 0.0          # probability of both at once (<= each of the two)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class SampleConfig:
     guidance: float = 3.0               # CFG scale
     shift: float = 5.0
     latents: int = 9                    # latents generated for the sample video
+    guide: str = "text"                 # what the unconditional branch drops: "text", "command" or "all"
 
 
 @dataclass
@@ -75,11 +81,27 @@ def sample_sigmas(b: int, flow: FlowConfig, generator: torch.Generator) -> torch
     return shift_sigma(u, flow.shift)
 
 
-def drop_text(batch: LatentBatch, empty: tuple[torch.Tensor, torch.Tensor], p: float,
-              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace each sample's text by the empty prompt with probability ``p``."""
+def dropout_masks(b: int, flow: FlowConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b,) bool masks (drop the text, keep the command) from one uniform draw u per sample.
+
+    Text is dropped for u < text_dropout (the draw of the text-only dropout before, so configs without
+    command dropout train bitwise as they did); the command for u in [text − joint, text − joint + command):
+    both for a fraction ``joint_dropout``, only the text for ``text − joint``, only the command for
+    ``command − joint``.
+    """
+    t, c, j = flow.text_dropout, flow.command_dropout, flow.joint_dropout
+    if not (0.0 <= j <= min(t, c) and t + c - j <= 1.0):
+        raise UserError(f"flow dropouts must satisfy 0 <= joint_dropout <= min(text_dropout, command_dropout) and "
+                        f"text + command - joint <= 1; got text {t}, command {c}, joint {j}")
+    u = torch.rand(b, generator=generator)
+    drop_cmd = (u >= t - j) & (u < t - j + c)
+    return u < t, ~drop_cmd
+
+
+def drop_text(batch: LatentBatch, empty: tuple[torch.Tensor, torch.Tensor], drop: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the text of the samples where ``drop`` (b,) is True by the empty prompt."""
     b = batch.text.shape[0]
-    drop = torch.rand(b, generator=generator) < p
     e, em = empty
     text = torch.where(drop.view(b, 1, 1), e.expand_as(batch.text).to(batch.text), batch.text)
     mask = torch.where(drop.view(b, 1), em.expand_as(batch.text_mask), batch.text_mask)
@@ -91,7 +113,7 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
                    empty: tuple[torch.Tensor, torch.Tensor], actions: torch.Tensor, R: torch.Tensor,
                    P: torch.Tensor, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
                    generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-                   sigmas_out: list[float] | None = None, spacing: str = "shifted"
+                   sigmas_out: list[float] | None = None, spacing: str = "shifted", guide: str = "text"
                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Generate ``num_latents`` latents from the clean first latent with the Euler CFG sampler.
 
@@ -105,20 +127,29 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
             ``"shifted"`` evenly in *unshifted* time, i.e. the teacher's own schedule
             (:func:`relic.runtime.sampling.euler_sigmas` with ``shift``, exactly when the knots are on it);
             ``"linear"`` evenly in σ (before: one Euler step from σ = 1 to the student's 0.9375 at 20 steps).
+        guide: what classifier-free guidance's unconditional branch drops (:data:`GUIDES`): ``"text"`` the
+            prompt (empty prompt, same command), ``"command"`` the actions and poses (same prompt), ``"all"``
+            both. The DiT must have been trained with that dropout (``flow.text_dropout`` /
+            ``command_dropout`` / ``joint_dropout``).
     Returns:
         x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
     """
     b, c, _, h, w = first.shape
+    if guide not in GUIDES:
+        raise UserError(f"guidance must drop one of {', '.join(GUIDES)}, got {guide!r}")
     if noise is None:
         noise = torch.randn((b, c, num_latents, h, w), generator=generator)
     x = torch.cat([first, noise[:, :, 1:]], dim=2)
     eu, emu = empty[0].expand(b, -1, -1), empty[1].expand(b, -1)
-    ctx_c, ctx_u = dit.prepare_text(text, text_mask), dit.prepare_text(eu, emu)
+    ctx_c = dit.prepare_text(text, text_mask)
+    ctx_u = ctx_c if guide == "command" else dit.prepare_text(eu, emu)
+    cmd_u = (actions, R, P) if guide == "text" else (None, None, None)
 
     def model(xx: torch.Tensor, t: torch.Tensor, cond: bool) -> torch.Tensor:
         t = t.clone()
         t[:, 0] = 0.0
-        v = dit(xx, t, ctx_c if cond else ctx_u, None, actions, R, P).float()
+        v = dit(xx, t, ctx_c, None, actions, R, P) if cond else dit(xx, t, ctx_u, None, *cmd_u)
+        v = v.float()
         v[:, :, 0] = 0.0                                  # the first latent stays clean
         return v
 
@@ -131,6 +162,7 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
 
 
 SPACINGS = ("shifted", "linear")
+GUIDES = ("text", "command", "all")   # what the unconditional branch of CFG drops
 
 
 def unshift_sigma(sigma: float, shift: float) -> float:
@@ -238,8 +270,10 @@ class TeacherTask(Task):
             g = getattr(trainer, "sample_generator", trainer.generator)("noise", micro)   # differs per data shard
             sigma = sample_sigmas(batch.latents.shape[0], fl, g)
             noise = torch.randn(batch.latents.shape, generator=g)
-            text, mask = drop_text(batch, self.empty, fl.text_dropout, g)
-            loss = flow_matching_loss(self.dit, batch, sigma, noise, text, mask)
+            drop, keep = dropout_masks(batch.latents.shape[0], fl, g)
+            text, mask = drop_text(batch, self.empty, drop)
+            loss = flow_matching_loss(self.dit, batch, sigma, noise, text, mask,
+                                      None if bool(keep.all()) else keep)
             return loss, {"latents": float(batch.num_latents)}
 
         return trainer.standard_step(loss_fn)
@@ -265,7 +299,7 @@ class TeacherTask(Task):
         with trainer.autocast():
             x0, _ = teacher_sample(dit, batch.latents[:1, :, :1], f, batch.text[:1], batch.text_mask[:1], self.empty,
                                    batch.actions[:1], batch.R[:1], batch.P[:1], sc.steps, sc.guidance, sc.shift,
-                                   generator=trainer.generator("sample"))
+                                   generator=trainer.generator("sample"), guide=sc.guide)
         err = float(((x0.float() - batch.latents[:1]) ** 2)[:, :, 1:].mean())
         trainer.log(step, {"sample_latent_mse": err}, prefix="eval")
         write_sample_video(self.cfg.vae, x0.float(), batch.latents[:1], trainer.out / "samples" / f"step_{step:08d}.mp4",

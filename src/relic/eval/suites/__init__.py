@@ -50,7 +50,8 @@ class EvalConfig:
         lpips_weights: local LPIPS (AlexNet) safetensors; None omits LPIPS.
         sample_videos: write sample mp4s.
         teacher: the distill and teacher suites' teacher DiT directory (``DiT.from_pretrained``, or a model
-            directory); teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler.
+            directory); teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler;
+            teacher_guide: what its unconditional branch drops (``text``, ``command``, ``all``).
         stability_seconds, stability_segment_s: the stability suite's stream length and segment (seconds).
     """
 
@@ -71,6 +72,7 @@ class EvalConfig:
     teacher: str | None = None
     teacher_steps: int = 20
     teacher_guidance: float = 3.0
+    teacher_guide: str = "text"
     teacher_shift: float = 5.0
     stability_seconds: float = 300.0
     stability_segment_s: float = 20.0
@@ -203,7 +205,7 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 from relic.eval.suites import distill
                 report["distill"] = distill.run(sessions, world, cache, teacher, cfg.action_seeds(), c0.fps,
                                                 cfg.quick, cfg.frames, cfg.rot_deg, cfg.teacher_steps,
-                                                cfg.teacher_guidance, cfg.teacher_shift)
+                                                cfg.teacher_guidance, cfg.teacher_shift, guide=cfg.teacher_guide)
             elif name == "stability":
                 from relic.eval.suites import stability
                 report["stability"] = stability.run(sessions, world, cfg.action_seeds(), cfg.quick,
@@ -213,7 +215,7 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 from relic.eval.suites import teacher as teacher_gate
                 report["teacher"] = teacher_gate.run(sessions[0], world, teacher, cfg.action_seeds(), c0.fps,
                                                      cfg.quick, cfg.teacher_steps, cfg.teacher_guidance,
-                                                     cfg.teacher_shift, cfg.rot_deg, log=log)
+                                                     cfg.teacher_shift, cfg.rot_deg, log=log, guide=cfg.teacher_guide)
             report["timing_s"][name] = round(time.perf_counter() - t0, 2)
             log(f"suite {name}: {report['timing_s'][name]:.1f} s")
     finally:

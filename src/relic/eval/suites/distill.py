@@ -79,7 +79,7 @@ def check_teacher(teacher, session) -> None:
 
 
 def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.ndarray, gamma: float = 1.0,
-                 steps: int = 20, guidance: float = 3.0, shift: float = 5.0, seed: int = 0
+                 steps: int = 20, guidance: float = 3.0, shift: float = 5.0, seed: int = 0, guide: str = "text"
                  ) -> tuple[np.ndarray, float]:
     """The teacher's clip from the session's conditioning -> (uint8 (T h w 3), seconds).
 
@@ -110,7 +110,7 @@ def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.
         emb, mask = session.text_encoder.encode([prompt])
         empty = session.text_encoder.empty(1)
         x0, _ = teacher_sample(teacher, z0, num_latents, emb, mask, empty, act_t, R_t, P_t, steps=steps,
-                               guidance=guidance, shift=shift, generator=gen)
+                               guidance=guidance, shift=shift, generator=gen, guide=guide)
         frames = session.vae.decode(x0.float())
     out = to_uint8(frames)
     return out, time.perf_counter() - t0
@@ -136,7 +136,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int], fps: int, quick: bool = False,
         frames: int = 25, rot_deg: float = 2.0, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
-        early_seconds: float = 1.0) -> dict:
+        early_seconds: float = 1.0, guide: str = "text") -> dict:
     """Teacher vs student on every (seed, clip, model); see the module docstring."""
     import torch
 
@@ -160,7 +160,7 @@ def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int
                                  "skipped": "no start pose with clearance and an open view"})
                     continue
                 tf, teacher_s = teacher_clip(s, teacher, clip.gt[0], world.caption(seed), actions, gamma, steps,
-                                             guidance, shift)
+                                             guidance, shift, guide=guide)
                 n = min(len(tf), len(clip.gt))
                 pt, mt = early_psnr(tf[:n], clip.gt[:n], fps, early_seconds)
                 ps, ms = early_psnr(clip.frames, clip.gt, fps, early_seconds)
@@ -172,6 +172,6 @@ def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int
                              "psnr_loss_db": mt - ms if mt is not None and ms is not None else None})
         models[s.eval_label] = {"summary": summarize(rows), "results": rows}
     return {"seeds": list(seeds), "clips": [n for n, _, _ in scripts], "early_seconds": early_seconds,
-            "teacher": {"steps": steps, "guidance": guidance, "shift": shift,
+            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide,
                         "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
             "targets": {"speedup": SPEEDUP_TARGET, "psnr_loss_db": PSNR_LOSS_TARGET_DB}, "models": models}

@@ -125,7 +125,7 @@ def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> n
 
 def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool = False, steps: int = 20,
         guidance: float = 3.0, shift: float = 5.0, rot_deg: float = 2.0, times: tuple[float, ...] = TIMES_S,
-        log=print) -> dict:
+        log=print, guide: str = "text") -> dict:
     """The gate on every held-out scene (see the module docstring). ``quick``: 2 Euler steps (CI)."""
     import torch
 
@@ -150,7 +150,8 @@ def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool 
             continue
         gt = world.render(*poses)
         t0 = time.perf_counter()
-        gen, _ = teacher_clip(session, teacher, gt[0], world.caption(seed), actions, 1.0, steps, guidance, shift)
+        gen, _ = teacher_clip(session, teacher, gt[0], world.caption(seed), actions, 1.0, steps, guidance, shift,
+                              guide=guide)
         seconds = time.perf_counter() - t0
         with torch.no_grad(), session._autocast():                   # the ceiling: the ground truth's round trip
             z, _ = session.vae.encode(to_video(gt[None]).to(session.device))
@@ -164,7 +165,7 @@ def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool 
             f"frozen {', '.join(f'{x:.2f}' for x in row['psnr_frozen'])} dB at {', '.join(f'{t:g}' for t in times)} s")
     return {"seeds": list(seeds), "model": session.eval_label, "times_s": list(times), "frames": frames,
             "script": "dolly_in+pan_right", "rot_deg_per_frame": rot_deg / 2,
-            "teacher": {"steps": steps, "guidance": guidance, "shift": shift,
+            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide,
                         "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
             "summary": summarize(rows, times), "results": rows, "_strip": strip(shown, frames, times)}
 
