@@ -338,6 +338,8 @@ class DMDTask(Task):
         cfg = self.cfg
         draw_exit_step(cfg.dmd.exit_step, len(self.model_cfg.sampler.timesteps), torch.Generator())  # validate
         dmd_sigmas(1, cfg.dmd, torch.Generator())                                                    # validate
+        from relic.training.teacher import unconditional
+        unconditional(cfg.dmd.guide, None, None, None, None, None)                                   # validate
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(self.real).train().requires_grad_(True)
@@ -421,17 +423,13 @@ class DMDTask(Task):
 
     def _scores(self, batch: LatentBatch, b: int):
         """(real(x, t, cond), fake(x, t)) velocity functions bound to the batch's conditioning."""
-        from relic.training.teacher import GUIDES
+        from relic.training.teacher import unconditional
 
-        guide = self.cfg.dmd.guide
-        if guide not in GUIDES:
-            raise UserError(f"dmd.guide must be one of {', '.join(GUIDES)}, got {guide!r}")
         tc = self.real.prepare_text(batch.text, batch.text_mask)
-        tu = tc if guide == "command" else self.real.prepare_text(self.empty[0].expand(b, -1, -1),
-                                                                  self.empty[1].expand(b, -1))
+        te = self.real.prepare_text(self.empty[0].expand(b, -1, -1), self.empty[1].expand(b, -1))
         tf = self.fake.prepare_text(batch.text, batch.text_mask)
         a, R, P = batch.actions, batch.R, batch.P
-        cmd_u = (a, R, P) if guide == "text" else (None, None, None)
+        tu, *cmd_u = unconditional(self.cfg.dmd.guide, tc, te, a, R, P)
 
         def real(x, t, cond):
             return self.real(x, t, tc, None, a, R, P) if cond else self.real(x, t, tu, None, *cmd_u)

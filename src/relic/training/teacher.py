@@ -135,15 +135,12 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
         x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
     """
     b, c, _, h, w = first.shape
-    if guide not in GUIDES:
-        raise UserError(f"guidance must drop one of {', '.join(GUIDES)}, got {guide!r}")
     if noise is None:
         noise = torch.randn((b, c, num_latents, h, w), generator=generator)
     x = torch.cat([first, noise[:, :, 1:]], dim=2)
     eu, emu = empty[0].expand(b, -1, -1), empty[1].expand(b, -1)
     ctx_c = dit.prepare_text(text, text_mask)
-    ctx_u = ctx_c if guide == "command" else dit.prepare_text(eu, emu)
-    cmd_u = (actions, R, P) if guide == "text" else (None, None, None)
+    ctx_u, *cmd_u = unconditional(guide, ctx_c, dit.prepare_text(eu, emu), actions, R, P)
 
     def model(xx: torch.Tensor, t: torch.Tensor, cond: bool) -> torch.Tensor:
         t = t.clone()
@@ -163,6 +160,16 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
 
 SPACINGS = ("shifted", "linear")
 GUIDES = ("text", "command", "all")   # what the unconditional branch of CFG drops
+
+
+def unconditional(guide: str, text, empty_text, actions, R, P) -> tuple:
+    """CFG's unconditional inputs (text, actions, R, P) for ``guide`` (:data:`GUIDES`): ``"text"`` keeps the
+    command and takes the empty prompt, ``"command"`` keeps the prompt and drops actions and poses (None: the
+    DiT's no-command forward), ``"all"`` drops both."""
+    if guide not in GUIDES:
+        raise UserError(f"guidance must drop one of {', '.join(GUIDES)}, got {guide!r}")
+    cmd = (actions, R, P) if guide == "text" else (None, None, None)
+    return (text if guide == "command" else empty_text, *cmd)
 
 
 def unshift_sigma(sigma: float, shift: float) -> float:
@@ -250,6 +257,8 @@ class TeacherTask(Task):
         from relic.models.text import build_text_encoder
 
         cfg = self.cfg
+        dropout_masks(1, cfg.flow, torch.Generator())                       # validate before any work
+        unconditional(cfg.sample.guide, None, None, None, None, None)
         self.dit = init_dit(cfg.init, (cfg.model or {}).get("dit")) if cfg.init else DiT(self.model_cfg.dit)
         self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
         if self.text_encoder.dim != self.dit.cfg.text_dim:
