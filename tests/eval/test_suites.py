@@ -49,6 +49,7 @@ def test_model_spec_parse():
     (["eval", "--preset", "no-such-preset", "--out", "OUT"], "unknown preset"),
     (["eval", "--preset", "relic-tiny", "--gaps", "1,x", "--out", "OUT"], "--gaps"),
     (["eval", "--preset", "relic-tiny", "--compare", "/nonexistent/b", "--out", "OUT"], "no such model directory"),
+    (["eval", "--preset", "relic-tiny", "--teacher-shift", "0", "--out", "OUT"], "--teacher-shift"),
     (["eval", "--preset", "relic-tiny", "--seeds", "7", "--out", "OUT"], "held-out world seeds must be >= 2**32"),
     (["eval", "--preset", "relic-tiny", "--suite", "distill", "--out", "OUT"], "the distill suite needs --teacher"),
     (["eval", "--preset", "relic-tiny", "--suite", "distill", "--teacher", "/nonexistent/t", "--out", "OUT"],
