@@ -194,6 +194,10 @@ def relic_tiny() -> RelicConfig:
         # archive_latents: 240 stored memory latents = the last ~60 s (3x the paper's 20 s horizon) at ~75 KB
         # each, so a stream of any length holds at most ~18 MB of K/V (the lowest-scoring latent is dropped).
         memory=MemoryConfig(window=4, dtype="bf16", token_budget=896, archive_latents=240),
+        # shift 2, not Wan's 5: a latent frame here has 112 tokens, 14x fewer than Wan's 480p, so noise destroys
+        # the picture at lower σ; the round-6 teacher pilot (docs/training.md) trained better at 2 than at 5.
+        # σ of the 4 student steps: 1, 0.857, 0.667, 0.4 (shift 5: 1, 0.9375, 0.833, 0.625).
+        sampler=SamplerConfig(shift=2.0),
         text_encoder="minilm", text_len=32,
     )
 
