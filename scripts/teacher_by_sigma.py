@@ -9,6 +9,9 @@ For batches of a teacher stage's data (its YAML or a run's config.json) and fixe
 * ``mean``: predicting zeros (the per-channel mean of normalized latents).
 
     python scripts/teacher_by_sigma.py --teacher runs/tiny/teacher_r6/final --config configs/tiny/teacher_r6.yaml
+
+``--split 6`` also reports channels 0-5 and 6-15 apart (the colour-pooled autoencoder's pooled colour and
+learned detail channels).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from relic.training.batches import LatentSamples
 SIGMAS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.98)
 
 
-def x0_error(dit: DiT, x0: torch.Tensor, first: torch.Tensor, sigma: float, noise: torch.Tensor, batch) -> float:
-    """MSE (over latents 1..) of the teacher's x̂0 at σ, with ``first`` (b c 1 h w) as the clean start latent."""
+def x0_error(dit: DiT, x0: torch.Tensor, first: torch.Tensor, sigma: float, noise: torch.Tensor, batch
+             ) -> torch.Tensor:
+    """(c,) per-channel MSE (over latents 1..) of the teacher's x̂0 at σ, with ``first`` (b c 1 h w) as the clean
+    start latent."""
     b, f = x0.shape[0], x0.shape[2]
     xt = torch.cat([first, add_noise(x0, noise, torch.tensor(sigma))[:, :, 1:]], dim=2)
     t = torch.full((b, f), sigma * 1000.0)
@@ -37,7 +42,12 @@ def x0_error(dit: DiT, x0: torch.Tensor, first: torch.Tensor, sigma: float, nois
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         v = dit(xt, t, batch.text, batch.text_mask, batch.actions, batch.R, batch.P).float()
     x0_hat = xt.float() - sigma * v
-    return float(((x0_hat - x0) ** 2)[:, :, 1:].mean())
+    return per_channel((x0_hat - x0) ** 2)
+
+
+def per_channel(sq: torch.Tensor) -> torch.Tensor:
+    """(b c f h w) squared errors -> (c,) means over latents 1.. (latent 0 is the given start)."""
+    return sq[:, :, 1:].mean(dim=(0, 2, 3, 4))
 
 
 def main() -> None:
@@ -46,6 +56,7 @@ def main() -> None:
     p.add_argument("--config", required=True, help="the teacher stage's YAML (or a run's config.json): its data")
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--seconds", type=float, default=3.0, help="sample duration")
+    p.add_argument("--split", type=int, default=None, help="also report channels [0, N) and [N, c) apart")
     p.add_argument("--json", default=None, help="also write the table here")
     args = p.parse_args()
     cfg = load_stage_config(TeacherStageConfig, args.config, [f"data.seconds={args.seconds}", "data.curriculum=[]",
@@ -54,7 +65,8 @@ def main() -> None:
     dit = DiT.from_pretrained(args.teacher).eval()
     data = LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
     g = torch.Generator().manual_seed(0)
-    rows = {s: {"teacher": 0.0, "swapped": 0.0, "copy": 0.0, "mean": 0.0} for s in SIGMAS}
+    keys = ("teacher", "swapped", "copy", "mean")
+    rows = {s: {k: 0.0 for k in keys} for s in SIGMAS}
     for i in range(args.batches):
         batch = data.batch(10_000 + i, 0, 1)
         x0 = batch.latents.float()
@@ -64,14 +76,22 @@ def main() -> None:
             r = rows[s]
             r["teacher"] += x0_error(dit, x0, first, s, noise, batch) / args.batches
             r["swapped"] += x0_error(dit, x0, first.roll(1, dims=0), s, noise, batch) / args.batches
-            r["copy"] += float(((first - x0) ** 2)[:, :, 1:].mean()) / args.batches
-            r["mean"] += float((x0 ** 2)[:, :, 1:].mean()) / args.batches
-    print("| σ | teacher | start swapped | copy start | mean |\n|---|---|---|---|---|")
-    for s, r in rows.items():
-        print(f"| {s:g} | {r['teacher']:.3f} | {r['swapped']:.3f} | {r['copy']:.3f} | {r['mean']:.3f} |")
+            r["copy"] += per_channel((first - x0) ** 2) / args.batches
+            r["mean"] += per_channel(x0 ** 2) / args.batches
+    c = x0.shape[1]
+    groups = {"all": slice(0, c)}
+    if args.split:
+        groups.update({f"0-{args.split - 1}": slice(0, args.split), f"{args.split}-{c - 1}": slice(args.split, c)})
+    table = {}
+    for name, sl in groups.items():
+        print(f"\nchannels {name}\n| σ | teacher | start swapped | copy start | mean |\n|---|---|---|---|---|")
+        for s, r in rows.items():
+            v = {k: float(r[k][sl].mean()) for k in keys}
+            table.setdefault(name, {})[str(s)] = v
+            print(f"| {s:g} | {v['teacher']:.3f} | {v['swapped']:.3f} | {v['copy']:.3f} | {v['mean']:.3f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({str(k): v for k, v in rows.items()}, f, indent=1)
+            json.dump(table, f, indent=1)
 
 
 if __name__ == "__main__":
