@@ -235,3 +235,13 @@ def test_teacher_sampler_guidance_drops_what_it_names(guide):
     calls.clear()
     teacher_sample(dit, first, f, text, mask, empty, a, R, P, steps=2, guidance=1.0, noise=noise, guide=guide)
     assert len(calls) == 2 and all(c[1] for c in calls)
+
+
+def test_unknown_guide_is_one_user_error():
+    from relic.errors import UserError
+    from relic.training.teacher import check_guide
+
+    for g in ("text", "command", "all"):
+        check_guide(g)
+    with pytest.raises(UserError, match="guidance must drop one of"):
+        check_guide("actions")

@@ -338,8 +338,8 @@ class DMDTask(Task):
         cfg = self.cfg
         draw_exit_step(cfg.dmd.exit_step, len(self.model_cfg.sampler.timesteps), torch.Generator())  # validate
         dmd_sigmas(1, cfg.dmd, torch.Generator())                                                    # validate
-        from relic.training.teacher import unconditional
-        unconditional(cfg.dmd.guide, None, None, None, None, None)                                   # validate
+        from relic.training.teacher import check_guide
+        check_guide(cfg.dmd.guide)                                                                   # validate
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(self.real).train().requires_grad_(True)

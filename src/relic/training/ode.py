@@ -49,7 +49,7 @@ from relic.training.batches import LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.distributed import DistributedConfig, data_shard, make_trainer
 from relic.training.loop import Task, Trainer
-from relic.training.teacher import SampleConfig, teacher_sample, unconditional
+from relic.training.teacher import SampleConfig, check_guide, teacher_sample
 
 PAIR_FORMAT = "relic-ode-pair-2"     # 2: single-image latent 0 (latent cache format 2)
 
@@ -139,7 +139,7 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
 
     if cfg.spacing not in SPACINGS:
         raise UserError(f"spacing must be one of {', '.join(SPACINGS)}, got {cfg.spacing!r}")
-    unconditional(cfg.sample.guide, None, None, None, None, None)       # validate before any work
+    check_guide(cfg.sample.guide)                                       # validate before any work
     mcfg = model_config(cfg.preset, cfg.model)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

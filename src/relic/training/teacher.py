@@ -162,12 +162,17 @@ SPACINGS = ("shifted", "linear")
 GUIDES = ("text", "command", "all")   # what the unconditional branch of CFG drops
 
 
+def check_guide(guide: str) -> None:
+    """A one-line error for a guide that is not one of :data:`GUIDES`."""
+    if guide not in GUIDES:
+        raise UserError(f"guidance must drop one of {', '.join(GUIDES)}, got {guide!r}")
+
+
 def unconditional(guide: str, text, empty_text, actions, R, P) -> tuple:
     """CFG's unconditional inputs (text, actions, R, P) for ``guide`` (:data:`GUIDES`): ``"text"`` keeps the
     command and takes the empty prompt, ``"command"`` keeps the prompt and drops actions and poses (None: the
     DiT's no-command forward), ``"all"`` drops both."""
-    if guide not in GUIDES:
-        raise UserError(f"guidance must drop one of {', '.join(GUIDES)}, got {guide!r}")
+    check_guide(guide)
     cmd = (actions, R, P) if guide == "text" else (None, None, None)
     return (text if guide == "command" else empty_text, *cmd)
 
@@ -258,7 +263,7 @@ class TeacherTask(Task):
 
         cfg = self.cfg
         dropout_masks(1, cfg.flow, torch.Generator())                       # validate before any work
-        unconditional(cfg.sample.guide, None, None, None, None, None)
+        check_guide(cfg.sample.guide)
         self.dit = init_dit(cfg.init, (cfg.model or {}).get("dit")) if cfg.init else DiT(self.model_cfg.dit)
         self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
         if self.text_encoder.dim != self.dit.cfg.text_dim:
