@@ -47,10 +47,17 @@ def test_scene_metrics_on_known_frames():
     assert with_vae["psnr_vae"] == pytest.approx(row["psnr_teacher"])
     assert with_vae["sharpness_ratio_vae"] == pytest.approx(row["sharpness_ratio"])
     s = gate.summarize([row, {"seed": 1, "skipped": "no start pose"}, gate.scene_row(gt, gt, frames)])
-    assert "psnr_vae" not in s
+    assert "psnr_vae" not in s and "student_gain_db" not in s
     assert s["n_scenes"] == 2 and s["times_s"] == [0.5, 1.0, 2.0, 3.0]
     assert s["psnr_gain_db"] == pytest.approx([a - b for a, b in zip(s["psnr_teacher"], s["psnr_frozen"])])
     assert s["beats_frozen"] == [g > 0 for g in s["psnr_gain_db"]]
+    # the student's stream beside the teacher: its gain over frozen and its distance to the teacher
+    rows = [gate.scene_row(gt, blur, frames, student=mush), gate.scene_row(gt, gt, frames, student=blur)]
+    assert rows[0]["psnr_student"] == pytest.approx(gate.scene_row(gt, mush, frames)["psnr_teacher"])
+    s = gate.summarize(rows)
+    assert s["student_gain_db"] == pytest.approx([a - b for a, b in zip(s["psnr_student"], s["psnr_frozen"])])
+    assert s["student_vs_teacher_db"] == pytest.approx([a - b for a, b in zip(s["psnr_student"], s["psnr_teacher"])])
+    assert all(d < 0 for d in s["student_vs_teacher_db"])            # mush and blur lose to blur and identity
 
 
 def test_script_and_strip_shapes():
@@ -62,6 +69,8 @@ def test_script_and_strip_shapes():
     assert img.dtype == np.uint8 and img.shape[1] == 5 * w + 4 * 2 and 6 * h < img.shape[0] < 8 * h
     four = gate.strip([(B, gt, gt, gt)], [8, 16, 32, 48], gate.TIMES_S)    # + the VAE round-trip row
     assert 4 * h < four.shape[0] < 5 * h
+    five = gate.strip([(B, gt, gt, gt, gt)], [8, 16, 32, 48], gate.TIMES_S)  # + the student's row
+    assert 5 * h < five.shape[0] < 6 * h
 
 
 def test_parse_suites_teacher_needs_a_teacher():
@@ -79,14 +88,16 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
     from relic.models.dit import DiT
 
     DiT(get_preset("relic-tiny").dit).save_pretrained(tmp_path / "teacher")
-    cfg = EvalConfig(quick=True, teacher=str(tmp_path / "teacher"), precision="fp32")
+    cfg = EvalConfig(quick=True, teacher=str(tmp_path / "teacher"), precision="fp32", teacher_sampler="renoise")
     report = run_suites([ModelSpec("relic-tiny", "tiny")], ("teacher",), cfg, log=lambda m: None)
     tg = report["teacher"]
     assert tg["teacher"]["steps"] == 2 and tg["seeds"] == [B] and tg["frames"] == [8, 16, 32, 48]
+    assert tg["teacher"]["sampler"] == "renoise"
     r = tg["results"][0]
     assert "skipped" not in r and r["frames"] == 49
     for k in ("psnr_teacher", "psnr_frozen", "saturation_ratio", "sharpness_ratio", "psnr_vae",
-              "saturation_ratio_vae", "sharpness_ratio_vae"):
+              "saturation_ratio_vae", "sharpness_ratio_vae", "psnr_student", "saturation_ratio_student",
+              "sharpness_ratio_student"):
         assert len(r[k]) == 4 and all(np.isfinite(x) for x in r[k]), k
     assert tg["summary"]["n_scenes"] == 1 and len(tg["summary"]["psnr_vae"]) == 4
     write_report(report, tmp_path / "out", videos=False)
@@ -96,6 +107,7 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
     assert Image.open(tmp_path / "out" / "teacher_strip.png").size[0] == 5 * 224 + 4 * 2
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Teacher gate" in md and "saturation ratio" in md and "teacher_strip.png" in md
+    assert "re-noising" in md and "student − teacher (dB)" in md
 
 
 def test_cli_teacher_suite_without_teacher_is_one_line(tmp_path, capsys):

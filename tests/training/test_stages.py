@@ -245,3 +245,54 @@ def test_unknown_guide_is_one_user_error():
         check_guide(g)
     with pytest.raises(UserError, match="guidance must drop one of"):
         check_guide("actions")
+
+
+def test_renoise_sampler_is_the_students_sampler():
+    """integrate(sampler="renoise") on the student's σ's equals relic.runtime.sampling.student_denoise, step for
+    step, with the same model and the same fresh noises (clean=0: no conditioning latent)."""
+    from relic.config import SamplerConfig
+    from relic.runtime.sampling import student_denoise, student_sigmas
+    from relic.training.teacher import integrate
+
+    cfg = SamplerConfig(shift=2.0)
+    w = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+
+    def velocity(x, t):                                  # any smooth, t-dependent field
+        return torch.einsum("ij,bjfhw->bifhw", w, x).tanh() * (t[:, None, :, None, None] / 1000.0) + 0.1 * x
+
+    noise = torch.randn(2, 4, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    ref = student_denoise(velocity, noise, cfg, generator=torch.Generator().manual_seed(7))
+    out, _ = integrate(lambda x, t, cond: velocity(x, t), noise, student_sigmas(cfg) + [0.0], 1.0, [], "renoise",
+                       torch.Generator().manual_seed(7), clean=0)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    euler, _ = integrate(lambda x, t, cond: velocity(x, t), noise, student_sigmas(cfg) + [0.0], 1.0, [], "euler")
+    assert (euler - ref).abs().max() > 1e-3            # the ODE is a different sampler
+
+
+def test_renoise_teacher_sample_keeps_the_first_latent_and_recovers_an_oracles_x0():
+    """With a model that knows x0 (v = (x − x0)/σ) every sampler returns x0 exactly, whatever the noise; the
+    re-noising one keeps latent 0 bitwise, records x at the knots, and an unknown sampler is one UserError."""
+    from relic.errors import UserError
+    from relic.training.teacher import integrate, ode_sigma_schedule
+
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn(1, 2, 4, 3, 3, generator=g)
+    x = torch.cat([x0[:, :, :1], torch.randn(1, 2, 3, 3, 3, generator=g)], dim=2)
+
+    def oracle(xx, t, cond):
+        s = (t / 1000.0).clamp_min(1e-9)[:, None, :, None, None]
+        return (xx - x0) / s
+
+    knots = [0.8, 0.5]
+    sched = ode_sigma_schedule(knots, 6, 2.0)
+    for sampler in ("euler", "renoise"):
+        out, rec = integrate(oracle, x.clone(), sched, 1.0, knots, sampler, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, x0, rtol=0, atol=1e-5)
+        assert torch.equal(out[:, :, :1], x0[:, :, :1]) and len(rec) == 2
+    # at a knot the renoised state is (1 − σ) x0 + σ ε with latent 0 clean
+    _, (at08, _) = integrate(oracle, x.clone(), sched, 1.0, knots, "renoise", torch.Generator().manual_seed(0))
+    assert torch.equal(at08[:, :, :1], x0[:, :, :1])
+    eps = (at08[:, :, 1:] - 0.2 * x0[:, :, 1:]) / 0.8
+    assert 0.3 < float(eps.std()) < 2.0 and not torch.allclose(at08, x0)
+    with pytest.raises(UserError, match="teacher sampler must be one of"):
+        integrate(oracle, x, sched, 1.0, [], "ddim")

@@ -53,11 +53,14 @@ def register(subparsers) -> None:
                    help="teacher DiT directory for the distill and teacher suites (what `relic train teacher` "
                         "exports to <out>/final, or a model directory)")
     p.add_argument("--teacher-steps", type=int, default=20, metavar="N",
-                   help="Euler steps of the teacher's CFG sampler (default 20; --quick: 2)")
+                   help="steps of the teacher's CFG sampler (default 20; --quick: 2)")
     p.add_argument("--teacher-guidance", type=float, default=3.0, metavar="W",
                    help="the teacher sampler's CFG scale (default 3; 1 turns guidance off)")
     p.add_argument("--teacher-shift", type=float, default=5.0, metavar="S",
                    help="the teacher sampler's timestep shift (default 5, Wan's)")
+    p.add_argument("--teacher-sampler", choices=("euler", "renoise"), default="euler",
+                   help="the teacher's sampler: euler (its probability-flow ODE, default) or renoise (predict x0, "
+                        "re-noise with fresh noise at every step, as the student samples)")
     p.add_argument("--teacher-guide", choices=("text", "command", "all"), default="text",
                    help="what CFG's unconditional branch drops: the prompt (default), the actions and poses, or "
                         "both; the teacher must have been trained with that dropout")
@@ -106,7 +109,7 @@ def _eval(args: argparse.Namespace) -> int:
                      decoder=args.decoder, precision=args.precision, lpips_weights=args.lpips_weights,
                      sample_videos=not args.no_videos, teacher=args.teacher, teacher_steps=args.teacher_steps,
                      teacher_guidance=args.teacher_guidance, teacher_guide=args.teacher_guide,
-                     teacher_shift=args.teacher_shift)
+                     teacher_shift=args.teacher_shift, teacher_sampler=args.teacher_sampler)
     report = run_suites(models, suites, cfg, log=lambda m: print(m, flush=True))
     paths = write_report(report, out, videos=cfg.sample_videos)
     print(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(paths) - 2} plots/videos")

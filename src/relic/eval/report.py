@@ -17,8 +17,8 @@
 * ``stability.png`` — flicker, sharpness and process RSS per segment over stream time (dashed: ±10 % of
   segment 0 for the proxies; for RSS, the memory-flat limit over the second half);
 * ``stability_strips.png`` — the start frame and the last frame of every segment of each model's stream;
-* ``teacher_strip.png`` — the teacher gate: per scene ground truth | teacher | VAE round trip | frozen start
-  frame, at the start and at each gate time;
+* ``teacher_strip.png`` — the teacher gate: per scene ground truth | teacher | student | VAE round trip | frozen
+  start frame, at the start and at each gate time;
 * ``videos/*.mp4`` — ground truth | generated, side by side (:mod:`relic.video`).
 """
 
@@ -480,19 +480,29 @@ def _md_stability(st: dict, lines: list[str]) -> None:
     lines.append("")
 
 
+_SAMPLER_NAMES = {"euler": "Euler", "renoise": "re-noising (x0, then fresh noise)"}
+
+
 def _md_teacher(tg: dict, lines: list[str]) -> None:
     t, s = tg["teacher"], tg["summary"]
     times = tg["times_s"]
     lines += ["## Teacher gate", "",
-              f"The teacher alone, {t['steps']} Euler steps with CFG {t['guidance']:g} (shift {t['shift']:g}), from the "
+              f"The teacher, {t['steps']} {_SAMPLER_NAMES.get(t.get('sampler', 'euler'), t.get('sampler'))} steps "
+              f"with CFG {t['guidance']:g} (shift {t['shift']:g}), from the "
               f"single-image latent of the ground-truth start frame of held-out scenes {tg['seeds']} "
-              f"({s['n_scenes']} with a start pose), script {tg['script']}, decoded by {tg['model']}'s VAE. "
+              f"({s['n_scenes']} with a start pose), script {tg['script']}, decoded by {tg['model']}'s VAE; "
+              f"the student: {tg['model']} streaming the same script from the same start frame. "
               "Frozen: the start frame repeated. Ratios: generated / ground truth (mean HSV saturation; variance "
               "of the Laplacian); 1 = as colourful / as sharp.", "",
               "| | " + " | ".join(f"{x:g} s" for x in times) + " |", "|---" * (len(times) + 1) + "|"]
     for key, name, d in (("psnr_teacher", "PSNR teacher (dB)", 2), ("psnr_frozen", "PSNR frozen (dB)", 2),
                          ("psnr_gain_db", "teacher − frozen (dB)", 2), ("saturation_ratio", "saturation ratio", 3),
-                         ("sharpness_ratio", "sharpness ratio", 3), ("psnr_vae", "PSNR VAE round trip (dB)", 2),
+                         ("sharpness_ratio", "sharpness ratio", 3),
+                         ("psnr_student", "PSNR student (dB)", 2), ("student_gain_db", "student − frozen (dB)", 2),
+                         ("student_vs_teacher_db", "student − teacher (dB)", 2),
+                         ("saturation_ratio_student", "saturation ratio, student", 3),
+                         ("sharpness_ratio_student", "sharpness ratio, student", 3),
+                         ("psnr_vae", "PSNR VAE round trip (dB)", 2),
                          ("saturation_ratio_vae", "saturation ratio, VAE round trip", 3),
                          ("sharpness_ratio_vae", "sharpness ratio, VAE round trip", 3)):
         if key in s:

@@ -5,7 +5,9 @@ from the sample's clean first latent (the start frame's single-image latent, as 
 σ schedule that passes through the student's few-step noise levels (:func:`relic.runtime.sampling.student_sigmas`,
 e.g. t ∈ {1000, 750, 500, 250} after Wan's shift). ``spacing: shifted`` (default) spreads the Euler steps evenly
 in unshifted time, the teacher's own schedule; ``spacing: linear`` (the earlier pairs) spreads them evenly in σ,
-which at 20 steps takes a single Euler step from σ = 1 to the student's 0.9375. It stores, per sample, one
+which at 20 steps takes a single Euler step from σ = 1 to the student's 0.9375. ``sample.sampler: renoise``
+runs the student's own sampler instead (x0, then fresh noise to the next σ; with ``steps`` equal to the
+student's step count the knots are exactly its steps, so the pairs are the process the student runs). It stores, per sample, one
 safetensors file ``pair_NNNNNN.safetensors`` with
 
 * ``trajectory`` (k c f h w): the latents at the student's k timesteps (``trajectory[0]`` is the noise),
@@ -49,7 +51,7 @@ from relic.training.batches import LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.distributed import DistributedConfig, data_shard, make_trainer
 from relic.training.loop import Task, Trainer
-from relic.training.teacher import SampleConfig, check_guide, teacher_sample
+from relic.training.teacher import SampleConfig, check_guide, check_sampler, teacher_sample
 
 PAIR_FORMAT = "relic-ode-pair-2"     # 2: single-image latent 0 (latent cache format 2)
 
@@ -140,6 +142,7 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
     if cfg.spacing not in SPACINGS:
         raise UserError(f"spacing must be one of {', '.join(SPACINGS)}, got {cfg.spacing!r}")
     check_guide(cfg.sample.guide)                                       # validate before any work
+    check_sampler(cfg.sample.sampler)
     mcfg = model_config(cfg.preset, cfg.model)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +168,7 @@ def make_pairs(cfg: ODEPairsConfig) -> Path:
             x0, traj = teacher_sample(teacher, batch.latents[:, :, :1], batch.num_latents, batch.text, batch.text_mask,
                                       empty, batch.actions, batch.R, batch.P, cfg.sample.steps, cfg.sample.guidance,
                                       cfg.sample.shift, generator=g, sigmas_out=sigmas, spacing=cfg.spacing,
-                                      guide=cfg.sample.guide)
+                                      guide=cfg.sample.guide, sampler=cfg.sample.sampler)
         write_pair(pair_path(out, i), torch.stack([t[0] for t in traj]), x0[0], batch.actions[0], batch.R[0],
                    batch.P[0], batch.text[0], batch.text_mask[0], batch.captions[0], sigmas)
     return out

@@ -16,7 +16,9 @@ Flow matching (rectified flow, :mod:`relic.runtime.sampling` conventions): for c
 * Bidirectional: full attention over every latent of the sample (no mask).
 
 :func:`teacher_sample` is the Euler sampler with CFG (``N`` steps) that generates from the teacher: the
-quality reference for the student. The export (``<out>/final``) is a ``DiT.from_pretrained`` directory.
+quality reference for the student. ``sample.sampler: renoise`` replaces the ODE by the student's way of sampling
+(predict x0, re-noise it with fresh noise to the next σ), which holds the scene where this small teacher's ODE
+path breaks it into a mosaic of token-sized cells (docs/training.md, "Round 6 teacher"). The export (``<out>/final``) is a ``DiT.from_pretrained`` directory.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class SampleConfig:
     shift: float = 5.0
     latents: int = 9                    # latents generated for the sample video
     guide: str = "text"                 # what the unconditional branch drops: "text", "command" or "all"
+    sampler: str = "euler"              # "euler" (the ODE) or "renoise" (x0, then fresh noise: the student's way)
 
 
 @dataclass
@@ -113,9 +116,9 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
                    empty: tuple[torch.Tensor, torch.Tensor], actions: torch.Tensor, R: torch.Tensor,
                    P: torch.Tensor, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
                    generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-                   sigmas_out: list[float] | None = None, spacing: str = "shifted", guide: str = "text"
-                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Generate ``num_latents`` latents from the clean first latent with the Euler CFG sampler.
+                   sigmas_out: list[float] | None = None, spacing: str = "shifted", guide: str = "text",
+                   sampler: str = "euler") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Generate ``num_latents`` latents from the clean first latent with the Euler (or re-noising) CFG sampler.
 
     Args:
         first: (b c 1 h w) clean first latent (the start image's single-image latent, as the runtime's);
@@ -131,6 +134,9 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
             prompt (empty prompt, same command), ``"command"`` the actions and poses (same prompt), ``"all"``
             both. The DiT must have been trained with that dropout (``flow.text_dropout`` /
             ``command_dropout`` / ``joint_dropout``).
+        sampler: :data:`SAMPLERS`: ``"euler"`` integrates the probability-flow ODE; ``"renoise"`` predicts x0 at
+            each σ and re-noises it to the next σ with fresh noise from ``generator`` (:func:`integrate`), the
+            student's sampler (:func:`relic.runtime.sampling.student_denoise`) on the teacher's schedule.
     Returns:
         x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
     """
@@ -150,15 +156,24 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
         v[:, :, 0] = 0.0                                  # the first latent stays clean
         return v
 
-    if sigmas_out is None:
+    check_sampler(sampler)
+    if sigmas_out is None and sampler == "euler":
         return euler_sample(model, x, steps=steps, shift=shift, guidance=guidance), []
     if spacing not in SPACINGS:
         raise UserError(f"ODE-pair spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
-    sched = ode_sigma_schedule(sigmas_out, steps, shift if spacing == "shifted" else 1.0)
-    return euler_with_knots(model, x, sched, guidance, sigmas_out)
+    knots = sigmas_out or []
+    sched = ode_sigma_schedule(knots, steps, shift if spacing == "shifted" else 1.0)
+    return integrate(model, x, sched, guidance, knots, sampler, generator)
 
 
 SPACINGS = ("shifted", "linear")
+SAMPLERS = ("euler", "renoise")        # the teacher's ODE, or x0 + fresh noise at every step (the student's way)
+
+
+def check_sampler(sampler: str) -> None:
+    """A one-line error for a sampler that is not one of :data:`SAMPLERS`."""
+    if sampler not in SAMPLERS:
+        raise UserError(f"the teacher sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 GUIDES = ("text", "command", "all")   # what the unconditional branch of CFG drops
 
 
@@ -205,6 +220,24 @@ def ode_sigma_schedule(knots: list[float], steps: int, shift: float = 1.0) -> li
 def euler_with_knots(model, x: torch.Tensor, sigmas: list[float], guidance: float, knots: list[float]
                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Euler CFG integration over ``sigmas``, recording x at each σ in ``knots`` (in the knots' order)."""
+    return integrate(model, x, sigmas, guidance, knots)
+
+
+def integrate(model, x: torch.Tensor, sigmas: list[float], guidance: float, knots: list[float],
+              sampler: str = "euler", generator: torch.Generator | None = None, clean: int = 1
+              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """CFG sampling over the decreasing ``sigmas`` (1 → 0), recording x at each σ in ``knots`` (their order).
+
+    Args:
+        model: ``model(x, t, cond)`` -> v (b c f h w), t (b f) timesteps 1000 σ.
+        x: (b c f h w) at ``sigmas[0]``; with ``"renoise"`` its first ``clean`` latents are clean and stay so.
+        sampler: ``"euler"``: x ← x + (σ' − σ) v. ``"renoise"``: x̂0 = x − σ v, then x ← (1 − σ') x̂0 + σ' ε with
+            fresh ε ~ N(0, I) from ``generator`` (the last step, σ' = 0, returns x̂0): exactly
+            :func:`relic.runtime.sampling.student_denoise` on the same σ's and noises (``clean=0``, tested).
+    Returns:
+        x at σ = 0 (b c f h w) and the recorded latents.
+    """
+    check_sampler(sampler)
     rec: dict[float, torch.Tensor] = {}
     for s, s_next in zip(sigmas[:-1], sigmas[1:]):
         for k in knots:
@@ -215,7 +248,12 @@ def euler_with_knots(model, x: torch.Tensor, sigmas: list[float], guidance: floa
         if guidance != 1.0:
             vu = model(x, t, False)
             v = vu + guidance * (v - vu)
-        x = x + (s_next - s) * v.to(x.dtype)
+        if sampler == "euler" or s_next == 0.0:
+            x = x + (s_next - s) * v.to(x.dtype)
+        else:
+            x0 = x - s * v.to(x.dtype)
+            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            x = torch.cat([x[:, :, :clean], ((1 - s_next) * x0 + s_next * eps)[:, :, clean:]], dim=2)
     missing = [k for k in knots if k not in rec]
     if missing:
         raise ValueError(f"σ knots {missing} are not on the schedule")
@@ -264,6 +302,7 @@ class TeacherTask(Task):
         cfg = self.cfg
         dropout_masks(1, cfg.flow, torch.Generator())                       # validate before any work
         check_guide(cfg.sample.guide)
+        check_sampler(cfg.sample.sampler)
         self.dit = init_dit(cfg.init, (cfg.model or {}).get("dit")) if cfg.init else DiT(self.model_cfg.dit)
         self.text_encoder = build_text_encoder(self.model_cfg.text_encoder, self.model_cfg.text_len)
         if self.text_encoder.dim != self.dit.cfg.text_dim:
@@ -313,7 +352,7 @@ class TeacherTask(Task):
         with trainer.autocast():
             x0, _ = teacher_sample(dit, batch.latents[:1, :, :1], f, batch.text[:1], batch.text_mask[:1], self.empty,
                                    batch.actions[:1], batch.R[:1], batch.P[:1], sc.steps, sc.guidance, sc.shift,
-                                   generator=trainer.generator("sample"), guide=sc.guide)
+                                   generator=trainer.generator("sample"), guide=sc.guide, sampler=sc.sampler)
         err = float(((x0.float() - batch.latents[:1]) ** 2)[:, :, 1:].mean())
         trainer.log(step, {"sample_latent_mse": err}, prefix="eval")
         write_sample_video(self.cfg.vae, x0.float(), batch.latents[:1], trainer.out / "samples" / f"step_{step:08d}.mp4",

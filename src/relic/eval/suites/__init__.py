@@ -51,7 +51,8 @@ class EvalConfig:
         sample_videos: write sample mp4s.
         teacher: the distill and teacher suites' teacher DiT directory (``DiT.from_pretrained``, or a model
             directory); teacher_steps, teacher_guidance, teacher_shift: its Euler CFG sampler;
-            teacher_guide: what its unconditional branch drops (``text``, ``command``, ``all``).
+            teacher_guide: what its unconditional branch drops (``text``, ``command``, ``all``);
+            teacher_sampler: ``euler`` (its ODE) or ``renoise`` (x0 and fresh noise at each step, as the student).
         stability_seconds, stability_segment_s: the stability suite's stream length and segment (seconds).
     """
 
@@ -74,6 +75,7 @@ class EvalConfig:
     teacher_guidance: float = 3.0
     teacher_guide: str = "text"
     teacher_shift: float = 5.0
+    teacher_sampler: str = "euler"
     stability_seconds: float = 300.0
     stability_segment_s: float = 20.0
 
@@ -205,7 +207,8 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 from relic.eval.suites import distill
                 report["distill"] = distill.run(sessions, world, cache, teacher, cfg.action_seeds(), c0.fps,
                                                 cfg.quick, cfg.frames, cfg.rot_deg, cfg.teacher_steps,
-                                                cfg.teacher_guidance, cfg.teacher_shift, guide=cfg.teacher_guide)
+                                                cfg.teacher_guidance, cfg.teacher_shift, guide=cfg.teacher_guide,
+                                                sampler=cfg.teacher_sampler)
             elif name == "stability":
                 from relic.eval.suites import stability
                 report["stability"] = stability.run(sessions, world, cfg.action_seeds(), cfg.quick,
@@ -215,7 +218,8 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 from relic.eval.suites import teacher as teacher_gate
                 report["teacher"] = teacher_gate.run(sessions[0], world, teacher, cfg.action_seeds(), c0.fps,
                                                      cfg.quick, cfg.teacher_steps, cfg.teacher_guidance,
-                                                     cfg.teacher_shift, cfg.rot_deg, log=log, guide=cfg.teacher_guide)
+                                                     cfg.teacher_shift, cfg.rot_deg, log=log, guide=cfg.teacher_guide,
+                                                     sampler=cfg.teacher_sampler)
             report["timing_s"][name] = round(time.perf_counter() - t0, 2)
             log(f"suite {name}: {report['timing_s'][name]:.1f} s")
     finally:

@@ -13,8 +13,8 @@ quality suite scores) and every model, the teacher generates the same clip from 
 * actions (T 13) with γ applied to columns :12 (as :meth:`StreamingSession.step`); poses R (f 3 3), P (f 3)
   = eq. 3 integration of those actions from the identity in units of d̄ (the session's convention), latent k
   taking video frame 4k; ``f = 1 + (T − 1) / 4`` latents;
-* :func:`relic.training.teacher.teacher_sample` (Euler, CFG, ``teacher_steps`` steps, bf16 autocast when the
-  session runs bf16), then the full VAE decoder -> uint8 (T h w 3).
+* :func:`relic.training.teacher.teacher_sample` (Euler or, with ``teacher_sampler: renoise``, the student's
+  re-noising sampler; CFG, ``teacher_steps`` steps, bf16 autocast when the session runs bf16), then the full VAE decoder -> uint8 (T h w 3).
 
 Timing (wall clock, ``time.perf_counter``): ``teacher_s`` covers the first-frame encode, text encoding,
 sampling and the VAE decode; ``student_s`` is the cached clip's generation time (``start`` + every ``step``,
@@ -79,8 +79,8 @@ def check_teacher(teacher, session) -> None:
 
 
 def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.ndarray, gamma: float = 1.0,
-                 steps: int = 20, guidance: float = 3.0, shift: float = 5.0, seed: int = 0, guide: str = "text"
-                 ) -> tuple[np.ndarray, float]:
+                 steps: int = 20, guidance: float = 3.0, shift: float = 5.0, seed: int = 0, guide: str = "text",
+                 sampler: str = "euler") -> tuple[np.ndarray, float]:
     """The teacher's clip from the session's conditioning -> (uint8 (T h w 3), seconds).
 
     ``actions`` (T 13) as the student gets them (row 0 the prepended static action, T = 1 + 4(f − 1)).
@@ -110,7 +110,7 @@ def teacher_clip(session, teacher, frame0: np.ndarray, prompt: str, actions: np.
         emb, mask = session.text_encoder.encode([prompt])
         empty = session.text_encoder.empty(1)
         x0, _ = teacher_sample(teacher, z0, num_latents, emb, mask, empty, act_t, R_t, P_t, steps=steps,
-                               guidance=guidance, shift=shift, generator=gen, guide=guide)
+                               guidance=guidance, shift=shift, generator=gen, guide=guide, sampler=sampler)
         frames = session.vae.decode(x0.float())
     out = to_uint8(frames)
     return out, time.perf_counter() - t0
@@ -136,7 +136,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int], fps: int, quick: bool = False,
         frames: int = 25, rot_deg: float = 2.0, steps: int = 20, guidance: float = 3.0, shift: float = 5.0,
-        early_seconds: float = 1.0, guide: str = "text") -> dict:
+        early_seconds: float = 1.0, guide: str = "text", sampler: str = "euler") -> dict:
     """Teacher vs student on every (seed, clip, model); see the module docstring."""
     import torch
 
@@ -160,7 +160,7 @@ def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int
                                  "skipped": "no start pose with clearance and an open view"})
                     continue
                 tf, teacher_s = teacher_clip(s, teacher, clip.gt[0], world.caption(seed), actions, gamma, steps,
-                                             guidance, shift, guide=guide)
+                                             guidance, shift, guide=guide, sampler=sampler)
                 n = min(len(tf), len(clip.gt))
                 pt, mt = early_psnr(tf[:n], clip.gt[:n], fps, early_seconds)
                 ps, ms = early_psnr(clip.frames, clip.gt, fps, early_seconds)
@@ -172,6 +172,6 @@ def run(sessions: list, world: World, cache: ClipCache, teacher, seeds: list[int
                              "psnr_loss_db": mt - ms if mt is not None and ms is not None else None})
         models[s.eval_label] = {"summary": summarize(rows), "results": rows}
     return {"seeds": list(seeds), "clips": [n for n, _, _ in scripts], "early_seconds": early_seconds,
-            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide,
+            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide, "sampler": sampler,
                         "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
             "targets": {"speedup": SPEEDUP_TARGET, "psnr_loss_db": PSNR_LOSS_TARGET_DB}, "models": models}

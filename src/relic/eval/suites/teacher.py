@@ -12,7 +12,9 @@ a dolly with a slow pan, as a walking operator) from exactly what the runtime wo
   all built by :func:`relic.eval.suites.distill.teacher_clip`, which also decodes with the full VAE.
 
 The model under test (``--model``, default the shipped ``weights/relic-tiny``) lends its VAE, text encoder and
-resolution; its student does not run. With several models the first one is used.
+resolution, and its student streams the same script from the same start frame (``StreamingSession``, its own
+decoder): the distillation gate, "the student holds the teacher's numbers within 1 dB". With several models the
+first one is used.
 
 At each of :data:`TIMES_S` (frame ``round(t · fps)``) and per scene:
 
@@ -21,14 +23,16 @@ At each of :data:`TIMES_S` (frame ``round(t · fps)``) and per scene:
 * ``saturation_ratio``: mean HSV saturation of the teacher's frame / the ground truth's (1 = as colourful;
   grey mush → 0);
 * ``sharpness_ratio``: variance of the Laplacian of the teacher's frame / the ground truth's (1 = as sharp);
+* ``psnr_student``, ``saturation_ratio_student``, ``sharpness_ratio_student``: the same for the student's
+  stream; the summary's ``student_gain_db`` is its gain over frozen, ``student_vs_teacher_db`` student − teacher;
 * ``psnr_vae``, ``saturation_ratio_vae``, ``sharpness_ratio_vae``: the same for the ground-truth clip encoded
   and decoded by the same VAE, the ceiling of any generator in this latent space. It tells the teacher's
   failures from the autoencoder's (relic-tiny's shipped VAE, for one, decodes a clip's first latent with
   little colour).
 
 The summary averages over scenes, per time, and says where the teacher beats the frozen baseline. A strip
-image (``teacher_strip.png`` in the report directory) shows, per scene, four rows (ground truth | teacher |
-VAE round trip | frozen) at the start and at each time.
+image (``teacher_strip.png`` in the report directory) shows, per scene, five rows (ground truth | teacher |
+student | VAE round trip | frozen) at the start and at each time.
 """
 
 from __future__ import annotations
@@ -56,16 +60,17 @@ def frame_indices(fps: int, times: tuple[float, ...] = TIMES_S) -> list[int]:
     return [int(round(t * fps)) for t in times]
 
 
-def scene_row(gt: np.ndarray, gen: np.ndarray, frames: list[int], vae: np.ndarray | None = None) -> dict:
+def scene_row(gt: np.ndarray, gen: np.ndarray, frames: list[int], vae: np.ndarray | None = None,
+              student: np.ndarray | None = None) -> dict:
     """Per-time metrics of one scene: uint8 (T h w 3) ground truth and teacher frames (and, optionally, the
-    ground truth's VAE round trip: the ``*_vae`` keys)."""
+    ground truth's VAE round trip: the ``*_vae`` keys; the student's stream: the ``*_student`` keys)."""
     out: dict[str, list] = {}
     for k in frames:
         s_gt, h_gt = saturation(gt[k]), sharpness(gt[k])
-        for suffix, video in (("", gen), ("_vae", vae)):
+        for suffix, video in (("", gen), ("_vae", vae), ("_student", student)):
             if video is None:
                 continue
-            out.setdefault("psnr_teacher" if not suffix else "psnr_vae", []).append(psnr(video[k], gt[k]))
+            out.setdefault("psnr_teacher" if not suffix else "psnr" + suffix, []).append(psnr(video[k], gt[k]))
             out.setdefault("saturation_ratio" + suffix, []).append(saturation(video[k]) / s_gt if s_gt > 0 else None)
             out.setdefault("sharpness_ratio" + suffix, []).append(sharpness(video[k]) / h_gt if h_gt > 0 else None)
         out.setdefault("psnr_frozen", []).append(psnr(gt[0], gt[k]))
@@ -82,12 +87,19 @@ def summarize(rows: list[dict], times: tuple[float, ...] = TIMES_S) -> dict:
 
     out = {"n_scenes": len(done), "times_s": list(times)}
     for key in ("psnr_teacher", "psnr_frozen", "saturation_ratio", "sharpness_ratio", "psnr_vae",
-                "saturation_ratio_vae", "sharpness_ratio_vae"):
+                "saturation_ratio_vae", "sharpness_ratio_vae", "psnr_student", "saturation_ratio_student",
+                "sharpness_ratio_student"):
         if all(key in r for r in done):
             out[key] = [mean(key, i) for i in range(len(times))]
-    out["psnr_gain_db"] = [None if a is None or b is None else a - b
-                           for a, b in zip(out["psnr_teacher"], out["psnr_frozen"])]
+
+    def diff(a: str, b: str) -> list:
+        return [None if x is None or y is None else x - y for x, y in zip(out[a], out[b])]
+
+    out["psnr_gain_db"] = diff("psnr_teacher", "psnr_frozen")
     out["beats_frozen"] = [g is not None and g > 0 for g in out["psnr_gain_db"]]
+    if "psnr_student" in out:
+        out["student_gain_db"] = diff("psnr_student", "psnr_frozen")
+        out["student_vs_teacher_db"] = diff("psnr_student", "psnr_teacher")
     return out
 
 
@@ -101,15 +113,17 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> np.ndarray:
-    """uint8 image: per scene (seed, gt, teacher[, vae round trip]) the rows ground truth | teacher | vae |
-    frozen, columns: the start and each time."""
+    """uint8 image: per scene (seed, gt, teacher[, vae round trip[, student]]) the rows ground truth | teacher |
+    student | vae | frozen (those given), columns: the start and each time."""
     cols = [0, *frames]
     names = ["start", *[f"{t:g} s" for t in times]]
     gap = 2
     blocks = []
     for seed, gt, gen, *rest in scenes:
         rows = []
-        kinds = [("gt", gt), ("teacher", gen)] + [("vae", v) for v in rest if v is not None] + [("frozen", None)]
+        vae, student = (list(rest) + [None, None])[:2]
+        kinds = [("gt", gt), ("teacher", gen)] + [(k, v) for k, v in (("student", student), ("vae", vae))
+                                                   if v is not None] + [("frozen", None)]
         for kind, video in kinds:
             tiles = []
             for k, name in zip(cols, names):
@@ -125,10 +139,11 @@ def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> n
 
 def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool = False, steps: int = 20,
         guidance: float = 3.0, shift: float = 5.0, rot_deg: float = 2.0, times: tuple[float, ...] = TIMES_S,
-        log=print, guide: str = "text") -> dict:
+        log=print, guide: str = "text", sampler: str = "euler") -> dict:
     """The gate on every held-out scene (see the module docstring). ``quick``: 2 Euler steps (CI)."""
     import torch
 
+    from relic.eval.suites.common import generate
     from relic.eval.suites.distill import check_teacher, teacher_clip
     from relic.runtime.stream import to_uint8
     from relic.training.frames import to_video
@@ -151,21 +166,26 @@ def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool 
         gt = world.render(*poses)
         t0 = time.perf_counter()
         gen, _ = teacher_clip(session, teacher, gt[0], world.caption(seed), actions, 1.0, steps, guidance, shift,
-                              guide=guide)
+                              guide=guide, sampler=sampler)
         seconds = time.perf_counter() - t0
         with torch.no_grad(), session._autocast():                   # the ceiling: the ground truth's round trip
             z, _ = session.vae.encode(to_video(gt[None]).to(session.device))
             vae = to_uint8(session.vae.decode(z.float()))
-        n = min(len(gen), len(gt), len(vae))
-        gen, gt, vae = gen[:n], gt[:n], vae[:n]
-        row = {"seed": seed, "frames": n, "seconds": seconds, **scene_row(gt, gen, frames, vae)}
+        t0 = time.perf_counter()
+        stu = generate(session, gt[0], world.caption(seed), actions)
+        student_s = time.perf_counter() - t0
+        n = min(len(gen), len(gt), len(vae), len(stu))
+        gen, gt, vae, stu = gen[:n], gt[:n], vae[:n], stu[:n]
+        row = {"seed": seed, "frames": n, "seconds": seconds, "student_seconds": student_s,
+               **scene_row(gt, gen, frames, vae, stu)}
         rows.append(row)
-        shown.append((seed, gt, gen, vae))
+        shown.append((seed, gt, gen, vae, stu))
         log(f"  teacher gate: scene {seed}: PSNR teacher {', '.join(f'{x:.2f}' for x in row['psnr_teacher'])} | "
+            f"student {', '.join(f'{x:.2f}' for x in row['psnr_student'])} | "
             f"frozen {', '.join(f'{x:.2f}' for x in row['psnr_frozen'])} dB at {', '.join(f'{t:g}' for t in times)} s")
     return {"seeds": list(seeds), "model": session.eval_label, "times_s": list(times), "frames": frames,
             "script": "dolly_in+pan_right", "rot_deg_per_frame": rot_deg / 2,
-            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide,
+            "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide, "sampler": sampler,
                         "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
             "summary": summarize(rows, times), "results": rows, "_strip": strip(shown, frames, times)}
 
