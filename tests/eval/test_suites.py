@@ -318,6 +318,13 @@ def test_stability_summary_logic():
     # one segment: no deviation can be measured -> unknown, not within tolerance
     s = stability_suite.summarize(_segments([0.95], [100.0], [1000.0], [0]))
     assert s["within_10pct"] == {"flicker": None, "sharpness": None, "all": False}
+    assert s["saturation_ratio_min"] is None                                  # rows without saturation
+    # saturation ratios: first, last and the lowest segment
+    segs = _segments([0.95] * 3, [100.0] * 3, [1000.0] * 3, [0] * 3)
+    for x, r in zip(segs, (0.9, 0.4, 0.7)):
+        x["saturation_ratio"] = r
+    s = stability_suite.summarize(segs)
+    assert (s["saturation_ratio_first"], s["saturation_ratio_last"], s["saturation_ratio_min"]) == (0.9, 0.7, 0.4)
 
 
 def test_stability_script_replays_every_motion_per_segment():
@@ -359,6 +366,9 @@ def test_distill_and_stability_quick(tmp_path):
     assert [x["t_end_s"] for x in segs] == [1.0, 2.0]
     assert segs[0]["frames"] == 17 and segs[1]["frames"] == 16
     assert all(x["rss_mib"] > 0 and x["kv_bytes"] > 0 and 0 <= x["flicker"] <= 1 and x["fps"] > 0 for x in segs)
+    # every segment's saturation is divided by the same reference, the ground-truth start frame's
+    refs = [x["saturation"] / x["saturation_ratio"] for x in segs]
+    assert refs[0] > 0 and refs[1] == pytest.approx(refs[0])
     summ = st["models"]["tiny"]["summary"]
     dev = abs(segs[1]["sharpness"] / segs[0]["sharpness"] - 1)
     assert summ["sharpness_max_rel_dev"] == pytest.approx(dev)
@@ -372,6 +382,7 @@ def test_distill_and_stability_quick(tmp_path):
     assert "_strips" not in rep["stability"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Distillation (teacher vs student)" in md and "## Stability (long stream)" in md
+    assert "saturation first / last / min" in md
 
 
 def test_load_teacher_accepts_a_model_directory(tmp_path):

@@ -465,15 +465,19 @@ def _md_stability(st: dict, lines: list[str]) -> None:
     lines += [f"One {st['seconds']:g} s stream per model from scene {st['seed']} (a cycle of "
               f"{len(st['motions'])} motions replayed in every {st['segment_s']:g} s segment). Deviation: "
               "max over later segments of |x / x₀ − 1| against segment 0. memory_flat: RSS growth over the "
-              "second half < 5 % of segment 0's RSS, and stored K/V bytes growing ≤ 5 % over the second half.", "",
-              "| model | segments | flicker dev | sharpness dev | within 10 % | RSS start (MiB) | RSS growth (MiB) | "
-              "2nd-half growth (MiB) | KV end (MiB) | archive_latents | memory flat |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "second half < 5 % of segment 0's RSS, and stored K/V bytes growing ≤ 5 % over the second half. "
+              "Saturation: mean HSV saturation of a segment's frames over the ground-truth start frame's, for the "
+              "first and the last segment and the lowest of all (1 = as colourful; grey → 0).", "",
+              "| model | segments | flicker dev | sharpness dev | within 10 % | saturation first / last / min | "
+              "RSS start (MiB) | RSS growth (MiB) | 2nd-half growth (MiB) | KV end (MiB) | archive_latents | memory flat |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, m in st["models"].items():
         s = m["summary"]
         w = s["within_10pct"]
         lines.append(f"| {label} | {s['segments']} | {_fmt(s['flicker_max_rel_dev'], 3)} | "
                      f"{_fmt(s['sharpness_max_rel_dev'], 3)} | {'yes' if w['all'] else 'no'} | "
+                     f"{_fmt(s.get('saturation_ratio_first'), 2)} / {_fmt(s.get('saturation_ratio_last'), 2)} / "
+                     f"{_fmt(s.get('saturation_ratio_min'), 2)} | "
                      f"{s['rss_start_mib']:.0f} | {s['rss_growth_mib']:.1f} | {s['rss_growth_second_half_mib']:.1f} | "
                      f"{s['kv_bytes_end'] / 2**20:.2f} | {m['memory_config']['archive_latents']} | "
                      f"{'yes' if s['memory_flat'] else 'no'} |")

@@ -18,6 +18,8 @@ Per segment of ``segment_s`` seconds (rounded to whole blocks; segment 0 also ho
 * ``flicker``: VBench temporal flicker over the segment's consecutive frame pairs (the pair entering the
   segment included), ``(255 − mean MAE) / 255``, 1 = no change;
 * ``sharpness``: mean variance of the Laplacian over the segment's frames;
+* ``saturation``: mean HSV saturation over the segment's frames, and ``saturation_ratio``: that over the
+  saturation of the ground-truth start frame (1 = as colourful as the scene; a stream collapsing to grey → 0);
 * ``rss_mib``: the process's resident set size at the segment's end (``VmRSS`` of /proc/self/status; where
   that is missing, the peak ``ru_maxrss``), MiB;
 * ``kv_tokens`` / ``kv_bytes`` / ``latents`` / ``memory_latents``: the KV cache's stats at the segment's end
@@ -27,6 +29,8 @@ Per segment of ``segment_s`` seconds (rounded to whole blocks; segment 0 also ho
 Summary (:func:`summarize`):
 
 * ``flicker_max_rel_dev``, ``sharpness_max_rel_dev``: ``max_i |x_i / x_0 − 1|`` over the segments i ≥ 1;
+* ``saturation_ratio_first`` / ``_last`` / ``_min``: the saturation ratio of the first and last segment and the
+  lowest of all;
   ``within_10pct``: that deviation ≤ 0.10, per proxy and ``all``;
 * ``rss_growth_mib``: RSS at the end − RSS at the end of segment 0; ``rss_growth_second_half_mib``: RSS at the
   end − RSS at the end of the first segment ending at or after half the stream (the "mid" segment);
@@ -44,7 +48,7 @@ import time
 
 import numpy as np
 
-from relic.eval.metrics import sharpness, temporal_flicker
+from relic.eval.metrics import saturation, sharpness, temporal_flicker
 from relic.eval.suites.common import World, motion_rows, script
 
 #: (name, {action: magnitude in units of (rotations: rot_deg, translations: 1)}) replayed in every segment.
@@ -94,6 +98,7 @@ class _Segment:
 
     def __init__(self, prev: np.ndarray | None):
         self.prev, self.mae_sum, self.pairs, self.sharp_sum, self.frames, self.seconds = prev, 0.0, 0, 0.0, 0, 0.0
+        self.sat_sum = 0.0
 
     def add(self, block: np.ndarray, seconds: float) -> None:
         v = block if self.prev is None else np.concatenate([self.prev[None], block])
@@ -101,13 +106,15 @@ class _Segment:
             self.mae_sum += (1.0 - temporal_flicker(v)) * 255.0 * (len(v) - 1)
             self.pairs += len(v) - 1
         self.sharp_sum += sharpness(block) * len(block)
+        self.sat_sum += sum(saturation(f) for f in block)
         self.frames += len(block)
         self.seconds += seconds
         self.prev = block[-1].copy()
 
     def result(self) -> dict:
         return {"flicker": (255.0 - self.mae_sum / self.pairs) / 255.0 if self.pairs else None,
-                "sharpness": self.sharp_sum / self.frames, "frames": self.frames,
+                "sharpness": self.sharp_sum / self.frames, "saturation": self.sat_sum / self.frames,
+                "frames": self.frames,
                 "fps": self.frames / self.seconds if self.seconds > 0 else None}
 
 
@@ -127,6 +134,8 @@ def summarize(segments: list[dict], tolerance: float = TOLERANCE, rss_tolerance:
     t_end = [s["t_end_s"] for s in segments]
     mid = next(i for i, t in enumerate(t_end) if t >= t_end[-1] / 2)
     dev = {k: _max_rel_dev([s[k] for s in segments]) for k in ("flicker", "sharpness")}
+    sat = [s.get("saturation_ratio") for s in segments]
+    sat_known = [x for x in sat if x is not None]
     within = {k: (None if d is None else bool(d <= tolerance)) for k, d in dev.items()}
     rss = [s["rss_mib"] for s in segments]
     kv = [s["kv_bytes"] for s in segments]
@@ -137,6 +146,8 @@ def summarize(segments: list[dict], tolerance: float = TOLERANCE, rss_tolerance:
     return {"segments": len(segments), "stream_s": t_end[-1], "mid_segment": mid,
             "flicker_max_rel_dev": dev["flicker"], "sharpness_max_rel_dev": dev["sharpness"],
             "within_10pct": {**within, "all": bool(all(within.values()))},
+            "saturation_ratio_first": sat[0], "saturation_ratio_last": sat[-1],
+            "saturation_ratio_min": min(sat_known) if sat_known else None,
             "rss_start_mib": rss[0], "rss_end_mib": rss[-1], "rss_growth_mib": rss[-1] - rss[0],
             "rss_growth_second_half_mib": rss_half, "kv_bytes_end": kv[-1], "kv_growth_second_half_bytes": kv_half,
             "rss_flat": rss_flat, "kv_bounded": kv_bounded, "memory_flat": rss_flat and kv_bounded,
@@ -157,6 +168,7 @@ def stream(session, frame0: np.ndarray, prompt: str, seconds: float, segment_s: 
     first = session.start(frame0, prompt, seed=seed)
     acc = _Segment(None)
     acc.add(first, time.perf_counter() - t0)
+    sat0 = saturation(frame0)
     for i in range(n_seg):
         for b in range(seg_blocks):
             t0 = time.perf_counter()
@@ -164,14 +176,16 @@ def stream(session, frame0: np.ndarray, prompt: str, seconds: float, segment_s: 
             acc.add(block, time.perf_counter() - t0)
         gc.collect()
         mem = session.state["memory"]
-        rows.append({"segment": i, "t_end_s": (i + 1) * seg_frames / fps, **acc.result(), "rss_mib": rss_mib(),
+        res = acc.result()
+        res["saturation_ratio"] = res["saturation"] / sat0 if sat0 > 0 else None
+        rows.append({"segment": i, "t_end_s": (i + 1) * seg_frames / fps, **res, "rss_mib": rss_mib(),
                      "kv_tokens": mem.get("tokens"), "kv_bytes": mem.get("bytes"), "latents": mem.get("latents"),
                      "memory_latents": mem.get("memory_latents")})
         strip.append(acc.prev)
         if log is not None:
             r = rows[-1]
             log(f"  {session.eval_label} {r['t_end_s']:.0f} s: flicker {r['flicker']:.4f} sharpness "
-                f"{r['sharpness']:.1f} RSS {r['rss_mib']:.0f} MiB KV {r['kv_bytes'] / 2**20:.1f} MiB "
+                f"{r['sharpness']:.1f} saturation {r['saturation']:.3f} RSS {r['rss_mib']:.0f} MiB KV {r['kv_bytes'] / 2**20:.1f} MiB "
                 f"{r['fps']:.1f} FPS")
         acc = _Segment(acc.prev)
     return rows, strip
