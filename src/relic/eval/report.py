@@ -33,6 +33,9 @@ import numpy as np
 from relic.fileio import atomic_path, save_figure, write_json_atomic, write_text_atomic
 
 
+_SAMPLER_NAMES = {"euler": "Euler", "renoise": "re-noising (x0, then fresh noise)"}
+
+
 def _plt():
     import matplotlib
 
@@ -253,7 +256,8 @@ def plot_distill(distill: dict, out: Path) -> Path:
         ax.set_xticks(x, names, fontsize=6)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Distillation: teacher ({distill['teacher']['steps']} Euler steps, CFG "
+    fig.suptitle(f"Distillation: teacher ({distill['teacher']['steps']} "
+                 f"{_SAMPLER_NAMES.get(distill['teacher'].get('sampler', 'euler'), 'Euler')} steps, CFG "
                  f"{distill['teacher']['guidance']:g}) vs student, per clip")
     fig.tight_layout()
     return _save(fig, out / "distill.png")
@@ -440,7 +444,8 @@ def _md_distill(d: dict, lines: list[str]) -> None:
     t = d["teacher"]
     lines += ["## Distillation (teacher vs student)", "",
               f"Clips {', '.join(d['clips'])} in scenes {d['seeds']}, from the same first frame, caption, actions "
-              f"and poses. Teacher: {t['steps']} Euler steps with CFG {t['guidance']:g} (shift {t['shift']:g}), "
+              f"and poses. Teacher: {t['steps']} {_SAMPLER_NAMES.get(t.get('sampler', 'euler'), t.get('sampler'))} "
+              f"steps with CFG {t['guidance']:g} (shift {t['shift']:g}), "
               "decoded by the full VAE; student: the streamed clip (its own decoder). Time: wall clock of the "
               f"whole clip. PSNR: mean over the first {d['early_seconds']:g} s but frame 0, against the ground "
               "truth. Targets: "
@@ -482,9 +487,6 @@ def _md_stability(st: dict, lines: list[str]) -> None:
                      f"{s['kv_bytes_end'] / 2**20:.2f} | {m['memory_config']['archive_latents']} | "
                      f"{'yes' if s['memory_flat'] else 'no'} |")
     lines.append("")
-
-
-_SAMPLER_NAMES = {"euler": "Euler", "renoise": "re-noising (x0, then fresh noise)"}
 
 
 def _md_teacher(tg: dict, lines: list[str]) -> None:
@@ -558,7 +560,7 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
         img("stability_strips.png", "frames along the stream")
     if "teacher" in report:
         _md_teacher(report["teacher"], lines)
-        img("teacher_strip.png", "ground truth | teacher | VAE round trip | frozen")
+        img("teacher_strip.png", "ground truth | teacher | student | VAE round trip | frozen")
     if videos:
         lines += ["## Sample videos (ground truth | generated)", ""]
         lines += [f"* [{v.name}]({v.relative_to(out).as_posix()})" for v in videos]
