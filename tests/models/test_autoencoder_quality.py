@@ -3,8 +3,8 @@
 Checks on the committed stage weights (weights/stages/vae_pooled, weights/stages/tiny_decoder_pooled), with both
 decoders: every flat primary and material-palette colour round-trips within 12 levels per channel, and the mean
 HSV saturation of reconstructed held-out frames stays within 0.9-1.1 of the ground truth. The same checks are
-run on the previous autoencoder (the Wan-arch VAE in weights/relic-tiny) and must fail there: a check that
-cannot fail is no gate.
+run on the previous autoencoder (the Wan-arch VAE of rounds 1-5, weights/stages/vae with its tiny decoder
+weights/stages/tiny_decoder) and must fail there: a check that cannot fail is no gate.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from relic.eval import autoencoder as ae
 ROOT = Path(__file__).resolve().parents[2]
 STAGE_VAE = ROOT / "weights" / "stages" / "vae_pooled"
 STAGE_TINY = ROOT / "weights" / "stages" / "tiny_decoder_pooled"
-PREVIOUS = ROOT / "weights" / "relic-tiny"
+PREVIOUS_VAE = ROOT / "weights" / "stages" / "vae"             # the sepia one (rounds 1-5)
+PREVIOUS_TINY = ROOT / "weights" / "stages" / "tiny_decoder"
 
 
 def _codec(which: str) -> ae.Codec:
@@ -34,10 +35,11 @@ def _codec(which: str) -> ae.Codec:
 
 
 def _previous(which: str) -> ae.Codec:
-    from relic.runtime.stream import load_model_dir
+    from relic.models.autoencoder import load_vae
+    from relic.models.tiny_decoder import TinyDecoder
 
-    _, _, vae, tiny = load_model_dir(PREVIOUS)
-    return ae.latent_codec(which, vae.float(), None if which == "vae" else tiny.float())
+    vae = load_vae(PREVIOUS_VAE).float()
+    return ae.latent_codec(which, vae, None if which == "vae" else TinyDecoder.from_pretrained(PREVIOUS_TINY).float())
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_saturation_of_held_out_frames_is_kept(which, held_out_clips):
 @pytest.mark.parametrize("which", ["vae", "tiny"])
 @torch.no_grad()
 def test_the_previous_autoencoder_fails_both_checks(which, held_out_clips):
-    """The sepia autoencoder of weights/relic-tiny: blue comes back grey, saturation drops well below 0.9."""
+    """The sepia autoencoder of rounds 1-5: blue comes back grey, saturation drops well below 0.9."""
     codec = _previous(which)
     failures = _flat_failures(codec)
     assert "blue" in failures and len(failures) >= 10

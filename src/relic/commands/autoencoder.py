@@ -2,8 +2,8 @@
 
 ::
 
-    relic autoencoder eval --vae weights/stages/vae --tiny-decoder weights/stages/tiny_decoder \\
-        --previous weights/relic-tiny --out docs/eval/autoencoder
+    relic autoencoder eval --vae weights/stages/vae_pooled --tiny-decoder weights/stages/tiny_decoder_pooled \\
+        --previous weights/stages/vae --out docs/eval/autoencoder
 
 Renders held-out clips (scene seeds >= 2**32, indoor and outdoor in turn), reconstructs them with the VAE
 decoder, the tiny decoder, "8x pool + bicubic" and the previous model's autoencoder, and writes
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    help="a tiny-decoder directory or a model directory (default: the --vae model directory's, if any)")
     e.add_argument("--previous", default=None, metavar="DIR",
                    help="a model directory (or VAE directory) whose autoencoder is the second baseline, e.g. "
-                        "weights/relic-tiny")
+                        "weights/stages/vae (the autoencoder of rounds 1-5)")
     e.add_argument("--clips", type=int, default=8, help="held-out clips, alternating indoor/outdoor (default 8)")
     e.add_argument("--frames", type=int, default=65, help="frames per clip, 1 + 4k (default 65)")
     e.add_argument("--size", default="224x128", help="frame size WxH (default 224x128)")
