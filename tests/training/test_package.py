@@ -42,6 +42,21 @@ def test_package_writes_a_loadable_model_dir(exports, tmp_path, capsys):
     assert not list(tmp_path.glob(".model.*"))    # no temp dir left behind
 
 
+def test_package_carries_the_students_sampler_settings(exports, tmp_path, capsys):
+    """--sampler: the runtime samples as the student was trained (e.g. its context noise); bad keys: one line."""
+    out = tmp_path / "cn"
+    assert main(["train", "package", "--dit", str(exports / "dit"), "--vae", str(exports / "vae"),
+                 "--sampler", "context_noise=50", "--out", str(out)]) == 0
+    cfg = load_model_dir(out, need_tiny=False)[0]
+    assert cfg.sampler.context_noise == 50 and cfg.sampler.shift == get_preset("relic-tiny").sampler.shift
+    assert json.loads((out / "provenance.json").read_text())["sampler"] == {"context_noise": 50}
+    capsys.readouterr()
+    assert main(["train", "package", "--dit", str(exports / "dit"), "--vae", str(exports / "vae"),
+                 "--sampler", "no_such_field=1", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no_such_field" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
 def test_package_bad_input(exports, tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["train", "package", "--dit", str(tmp_path / "nope"), "--vae", str(exports / "vae"),

@@ -51,6 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="storage dtype (default bf16)")
     p.add_argument("--memory", nargs="*", default=[], metavar="key=value",
                    help="MemoryConfig overrides, e.g. archive_latents=240 (values parsed as YAML)")
+    p.add_argument("--sampler", nargs="*", default=[], metavar="key=value",
+                   help="SamplerConfig overrides, e.g. context_noise=50: the student's training sampler settings")
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
     p.set_defaults(func=_package)
 
@@ -71,14 +73,20 @@ def _package(args: argparse.Namespace) -> int:
     from relic.training.config import parse_override
     from relic.training.package import package_model, size_bytes
 
-    memory = {}
-    for item in args.memory:
-        parts, value = parse_override(item)                 # the stages' override syntax (YAML values)
-        if len(parts) != 1:
-            raise UserError(f"--memory expects key=value with a MemoryConfig field as key, got {item!r}")
-        memory[parts[0]] = value
+    def overrides(items: list[str], flag: str, cls: str) -> dict:
+        out = {}
+        for item in items:
+            parts, value = parse_override(item)             # the stages' override syntax (YAML values)
+            if len(parts) != 1:
+                raise UserError(f"{flag} expects key=value with a {cls} field as key, got {item!r}")
+            out[parts[0]] = value
+        return out
+
+    memory = overrides(args.memory, "--memory", "MemoryConfig")
+    sampler = overrides(args.sampler, "--sampler", "SamplerConfig")
+    extra = {"preset": args.preset, "dit": args.dit, "vae": args.vae, "tiny_decoder": args.tiny_decoder,
+             "dtype": args.dtype, **({"sampler": sampler} if sampler else {})}
     out = package_model(args.out, args.preset, args.dit, args.vae, args.tiny_decoder, args.dtype, memory,
-                        extra={"preset": args.preset, "dit": args.dit, "vae": args.vae,
-                               "tiny_decoder": args.tiny_decoder, "dtype": args.dtype})
+                        extra=extra, sampler=sampler)
     print(f"package: wrote {out} ({size_bytes(out) / 2**20:.1f} MiB)")
     return 0

@@ -54,7 +54,8 @@ def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
 
 
 def package_model(out: str, preset: str, dit: str, vae: str, tiny_decoder: str | None = None,
-                  dtype: str = "bf16", memory: dict | None = None, extra: dict | None = None) -> Path:
+                  dtype: str = "bf16", memory: dict | None = None, extra: dict | None = None,
+                  sampler: dict | None = None) -> Path:
     """Write the model directory ``out`` (atomically: built beside it, then renamed into place).
 
     Args:
@@ -63,9 +64,11 @@ def package_model(out: str, preset: str, dit: str, vae: str, tiny_decoder: str |
         dit, vae, tiny_decoder: stage export directories (``DiT`` / ``WanVAE`` / ``TinyDecoder``).
         dtype: ``bf16`` or ``fp32`` storage.
         memory: overrides of the preset's :class:`relic.config.MemoryConfig` fields.
+        sampler: overrides of the preset's :class:`relic.config.SamplerConfig` fields: the runtime must sample
+            as the student was trained (e.g. ``context_noise`` of a student distilled with ``model.sampler``).
         extra: JSON-ready provenance written to ``<out>/provenance.json`` (e.g. the stage directories).
     """
-    from relic.config import MemoryConfig, config_from_dict, config_to_dict, get_preset
+    from relic.config import MemoryConfig, SamplerConfig, config_from_dict, config_to_dict, get_preset
     from relic.models.dit import DiT
     from relic.models.tiny_decoder import TinyDecoder
     from relic.models.vae import WanVAE
@@ -86,7 +89,10 @@ def package_model(out: str, preset: str, dit: str, vae: str, tiny_decoder: str |
     mem = cfg.memory
     if memory:
         mem = config_from_dict(MemoryConfig, {**config_to_dict(mem), **memory}, source="memory overrides")
-    cfg = dataclasses.replace(cfg, dit=d.cfg, vae=v.config, memory=mem,
+    smp = cfg.sampler
+    if sampler:
+        smp = config_from_dict(SamplerConfig, {**config_to_dict(smp), **sampler}, source="sampler overrides")
+    cfg = dataclasses.replace(cfg, dit=d.cfg, vae=v.config, memory=mem, sampler=smp,
                               tiny_decoder=t.config if t is not None else cfg.tiny_decoder)
     dst = Path(out)
     dst.parent.mkdir(parents=True, exist_ok=True)
