@@ -22,11 +22,8 @@ import json
 import torch
 
 from relic.models.dit import DiT
-from relic.models.text import build_text_encoder
 from relic.runtime.sampling import add_noise
-from relic.training.config import load_stage_config, model_config
-from relic.training.teacher import TeacherStageConfig
-from relic.training.batches import LatentSamples
+from relic.training.teacher import teacher_and_windows
 
 SIGMAS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.98)
 
@@ -59,11 +56,7 @@ def main() -> None:
     p.add_argument("--split", type=int, default=None, help="also report channels [0, N) and [N, c) apart")
     p.add_argument("--json", default=None, help="also write the table here")
     args = p.parse_args()
-    cfg = load_stage_config(TeacherStageConfig, args.config, [f"data.seconds={args.seconds}", "data.curriculum=[]",
-                                                             "data.batch_size=4"])
-    mcfg = model_config(cfg.preset, cfg.model)
-    dit = DiT.from_pretrained(args.teacher).eval()
-    data = LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+    dit, data = teacher_and_windows(args.teacher, args.config, args.seconds)
     g = torch.Generator().manual_seed(0)
     keys = ("teacher", "swapped", "copy", "mean")
     rows = {s: {k: 0.0 for k in keys} for s in SIGMAS}

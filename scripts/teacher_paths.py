@@ -25,12 +25,8 @@ import json
 import numpy as np
 import torch
 
-from relic.models.dit import DiT
-from relic.models.text import build_text_encoder
 from relic.runtime.sampling import euler_sigmas
-from relic.training.batches import LatentSamples
-from relic.training.config import load_stage_config, model_config
-from relic.training.teacher import TeacherStageConfig, integrate
+from relic.training.teacher import integrate, teacher_and_windows
 
 
 def rough(x: torch.Tensor) -> float:
@@ -58,11 +54,7 @@ def main() -> None:
     p.add_argument("--strip", default=None, help="write the decoded strip (PNG) here")
     p.add_argument("--json", default=None, help="write the table here")
     args = p.parse_args()
-    cfg = load_stage_config(TeacherStageConfig, args.config, [f"data.seconds={args.seconds}", "data.curriculum=[]",
-                                                             "data.batch_size=4"])
-    mcfg = model_config(cfg.preset, cfg.model)
-    dit = DiT.from_pretrained(args.teacher).eval()
-    data = LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+    dit, data = teacher_and_windows(args.teacher, args.config, args.seconds)
     batch = data.batch(args.batch, 0, 1)
     x0 = batch.latents.float()
     c = x0.shape[1]

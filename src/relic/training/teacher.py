@@ -260,6 +260,23 @@ def integrate(model, x: torch.Tensor, sigmas: list[float], guidance: float, knot
     return x, [rec[k] for k in knots]
 
 
+def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: int = 4):
+    """For diagnostics: the teacher DiT (eval mode) and its stage's training data as fixed-length windows.
+
+    ``config`` is the teacher stage's YAML (or a run's config.json); the curriculum is replaced by ``seconds``.
+    Returns (dit, :class:`LatentSamples`); ``data.batch(i, 0, 1)`` is batch i of ``batch_size`` windows.
+    """
+    from relic.models.dit import DiT
+    from relic.models.text import build_text_encoder
+    from relic.training.config import load_stage_config
+
+    cfg = load_stage_config(TeacherStageConfig, config, [f"data.seconds={seconds}", "data.curriculum=[]",
+                                                         f"data.batch_size={batch_size}"])
+    mcfg = model_config(cfg.preset, cfg.model)
+    dit = DiT.from_pretrained(teacher).eval()
+    return dit, LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+
+
 def init_dit(init: str, dit_overrides: dict | None):
     """Load the DiT to start from (RELIC, original Wan or diffusers format), then apply the stage's
     ``model.dit`` overrides (e.g. ``rope_scaling: ntk`` for the 20 s horizon) on top of the checkpoint's own
