@@ -6,7 +6,7 @@ model's latent space and decoder?
 For every held-out scene and every script of :func:`relic.eval.suites.actions.battery` (the long mixed path
 too unless ``--skip-long``), the ground-truth render goes through the model's VAE encoder and back through its
 decoders (the tiny decoder the stream uses and the full VAE decoder): a "student" whose latents are perfect.
-The same pose estimator and scoring as ``relic eval --suite actions`` (:func:`relic.eval.suites.actions._score`)
+The same pose estimator and scoring as ``relic eval --suite actions`` (:func:`relic.eval.suites.actions.score_script`)
 then give its RPE and direction accuracy next to the noise floor of the ground-truth renders. If this oracle
 misses a target, no student in this latent space can meet it as measured: the autoencoder is the limit.
 Writes one JSON file (atomically) and prints a summary line per row.
@@ -22,7 +22,7 @@ import torch
 
 from relic.eval.direction import direction_accuracy
 from relic.eval.noise_floor import _summarize
-from relic.eval.suites.actions import _score, base_motion, battery
+from relic.eval.suites.actions import base_motion, score_script, battery
 from relic.eval.suites.common import ModelSpec, World, WorldConfig, open_session
 from relic.fileio import atomic_path
 from relic.training.frames import to_uint8, to_video
@@ -57,7 +57,7 @@ def run(model: str, seeds: list[int], quick: bool = False, skip_long: bool = Fal
                 for key, frames in zip(ROWS, (gt, tiny, vae)):
                     if frames is None:
                         continue
-                    row, _ = _score(name, actions, gamma, R, P, frames, world.K)
+                    row, _ = score_script(name, actions, gamma, R, P, frames, world.K)
                     rows[key].append({"seed": seed, "script": name, "gamma": gamma, **row})
     finally:
         world.release()

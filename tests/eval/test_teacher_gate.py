@@ -100,6 +100,11 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
               "sharpness_ratio_student"):
         assert len(r[k]) == 4 and all(np.isfinite(x) for x in r[k]), k
     assert tg["summary"]["n_scenes"] == 1 and len(tg["summary"]["psnr_vae"]) == 4
+    d = tg["directions"]                                           # quick: the actions suite's two one-block scripts
+    for who in ("teacher", "student", "ground_truth"):
+        assert [r["script"] for r in d[who]["results"]] == ["dolly_in", "pan_right@γ=2"], who
+        assert set(d[who]["direction_accuracy"]) == {"dolly_in", "pan_right"} and d[who]["n_motions"] == 2
+    assert d["ground_truth"]["direction_accuracy"]["dolly_in"]["matched"] == 1   # the rendered dolly reads as one
     write_report(report, tmp_path / "out", videos=False)
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "teacher_strip.png" in rep["plots"] and "_strip" not in rep["teacher"]
@@ -108,9 +113,25 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Teacher gate" in md and "saturation ratio" in md and "teacher_strip.png" in md
     assert "re-noising" in md and "student − teacher (dB)" in md
+    assert "### Directions" in md and "| dolly_in | " in md
 
 
 def test_cli_teacher_suite_without_teacher_is_one_line(tmp_path, capsys):
     assert main(["eval", "--preset", "relic-tiny", "--suite", "teacher", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "the teacher suite needs --teacher" in err and len(err.splitlines()) == 1
+
+
+def test_direction_scripts_are_the_actions_suites_single_motions():
+    """The directions check uses exactly the actions suite's 12 single-motion scripts (γ = 1), so its student
+    numbers are the actions suite's, and the ground truth of each is estimated as its own motion."""
+    from relic.eval.direction import MOTIONS, dominant_command
+    from relic.eval.suites.actions import battery
+    from relic.eval.suites.teacher import direction_scripts
+
+    full = direction_scripts()
+    assert [n for n, _, _ in full] == list(MOTIONS) and all(g == 1.0 for _, _, g in full)
+    by_name = {n: a for n, a, g in battery() if g == 1.0}
+    for n, a, _ in full:
+        assert np.array_equal(a, by_name[n]) and dominant_command(a) == n and len(a) == 25
+    assert [n for n, _, _ in direction_scripts(quick=True)] == ["dolly_in", "pan_right@γ=2"]

@@ -515,6 +515,29 @@ def _md_teacher(tg: dict, lines: list[str]) -> None:
             lines.append(f"| {name} | " + " | ".join(_fmt(x, d) for x in s[key]) + " |")
     lines += ["", "The VAE round trip (the ground-truth clip encoded and decoded) is the ceiling of any generator "
               "in this latent space.", ""]
+    _md_teacher_directions(tg.get("directions"), lines)
+
+
+def _md_teacher_directions(dirs: dict | None, lines: list[str]) -> None:
+    """The gate's direction table: per motion, scripts matched by teacher, student and the ground truth."""
+    if not dirs or not dirs["teacher"]["n_motions"]:
+        return
+    who = ("teacher", "student", "ground_truth")
+    lines += ["### Directions: teacher and student on the 12 single motions", "",
+              "Each scene's ground-truth start frame, 25 frames of one motion; the actions suite's pose estimator "
+              "on each clip. Scripts whose estimated motion is the commanded one (matched / scripts); the ground "
+              "truth's own is the estimator's noise floor.", "",
+              "| motion | teacher | student | ground truth |", "|---|---|---|---|"]
+    for m in dirs["teacher"]["direction_accuracy"]:
+        cells = []
+        for w in who:
+            d = dirs[w]["direction_accuracy"].get(m)
+            cells.append(f"{d['matched']}/{d['n']}" if d else "–")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append("| motions ≥ 90 % | " + " | ".join(f"{dirs[w]['motions_at_90']} of {dirs[w]['n_motions']}"
+                                                 for w in who) + " |")
+    lines.append("| RPE-rot (°) | " + " | ".join(_fmt(dirs[w]["rpe_rot_deg"], 3) for w in who) + " |")
+    lines.append("")
 
 
 def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> str:

@@ -219,7 +219,7 @@ def run_suites(models: list[ModelSpec], suites: tuple[str, ...], cfg: EvalConfig
                 report["teacher"] = teacher_gate.run(sessions[0], world, teacher, cfg.action_seeds(), c0.fps,
                                                      cfg.quick, cfg.teacher_steps, cfg.teacher_guidance,
                                                      cfg.teacher_shift, cfg.rot_deg, log=log, guide=cfg.teacher_guide,
-                                                     sampler=cfg.teacher_sampler)
+                                                     sampler=cfg.teacher_sampler, cache=cache)
             report["timing_s"][name] = round(time.perf_counter() - t0, 2)
             log(f"suite {name}: {report['timing_s'][name]:.1f} s")
     finally:

@@ -55,7 +55,9 @@ def base_motion(name: str) -> str | None:
     return base if base in MOTIONS else None
 
 
-def _score(name: str, clip_actions: np.ndarray, gamma: float, R, P, frames, K) -> tuple[dict, np.ndarray]:
+def score_script(name: str, clip_actions: np.ndarray, gamma: float, R, P, frames, K) -> tuple[dict, np.ndarray]:
+    """Estimate the camera of ``frames`` (T h w 3 uint8) and score it against the commanded poses R, P
+    (:func:`relic.eval.noise_floor.score_clip` on the γ-scaled actions) -> (row, aligned estimated positions)."""
     est = estimate_poses(frames, K)
     a = clip_actions.copy()
     a[:, :12] *= gamma
@@ -80,10 +82,10 @@ def run(sessions: list, world: World, cache: ClipCache, seeds: list[int], quick:
                                                "skipped": "no start pose with clearance and an open view"})
                     continue
                 if not floor_done:
-                    row, gt_track = _score(name, actions, gamma, clip.R, clip.P, clip.gt, world.K)
+                    row, gt_track = score_script(name, actions, gamma, clip.R, clip.P, clip.gt, world.K)
                     floor_rows.append({"seed": seed, "script": name, "gamma": gamma, **row})
                     floor_done = True
-                row, track = _score(name, actions, gamma, clip.R, clip.P, clip.frames, world.K)
+                row, track = score_script(name, actions, gamma, clip.R, clip.P, clip.frames, world.K)
                 rows[s.eval_label].append({"seed": seed, "script": name, "gamma": gamma,
                                            "generation_s": round(clip.seconds, 3), **row})
                 tracks.append((s.eval_label, seed, name, clip.P, track, gt_track))

@@ -30,6 +30,13 @@ At each of :data:`TIMES_S` (frame ``round(t · fps)``) and per scene:
   failures from the autoencoder's (relic-tiny's shipped VAE, for one, decodes a clip's first latent with
   little colour).
 
+**Directions** (:func:`directions`): does the teacher move the way the command says, before any distillation?
+The teacher and the student generate the actions suite's 12 single motions (25 frames each, γ = 1) in every
+scene from the ground-truth start frame, and the actions suite's estimator scores each clip
+(:func:`relic.eval.suites.actions.score_script`): direction match per motion and RPE-rot, beside the ground
+truth's own (the noise floor). It tells a student that ignores the keys because its teacher does from one
+that lost them in distillation.
+
 The summary averages over scenes, per time, and says where the teacher beats the frozen baseline. A strip
 image (``teacher_strip.png`` in the report directory) shows, per scene, five rows (ground truth | teacher |
 student | VAE round trip | frozen) at the start and at each time.
@@ -139,8 +146,9 @@ def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> n
 
 def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool = False, steps: int = 20,
         guidance: float = 3.0, shift: float = 5.0, rot_deg: float = 2.0, times: tuple[float, ...] = TIMES_S,
-        log=print, guide: str = "text", sampler: str = "euler") -> dict:
-    """The gate on every held-out scene (see the module docstring). ``quick``: 2 Euler steps (CI)."""
+        log=print, guide: str = "text", sampler: str = "euler", cache=None) -> dict:
+    """The gate on every held-out scene (see the module docstring). ``quick``: 2 Euler steps (CI).
+    ``cache``: a :class:`relic.eval.suites.common.ClipCache` to share the student's clips with the actions suite."""
     import torch
 
     from relic.eval.suites.common import generate
@@ -183,11 +191,59 @@ def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool 
         log(f"  teacher gate: scene {seed}: PSNR teacher {', '.join(f'{x:.2f}' for x in row['psnr_teacher'])} | "
             f"student {', '.join(f'{x:.2f}' for x in row['psnr_student'])} | "
             f"frozen {', '.join(f'{x:.2f}' for x in row['psnr_frozen'])} dB at {', '.join(f'{t:g}' for t in times)} s")
+    dirs = directions(session, world, teacher, seeds, quick, steps, guidance, shift, rot_deg, guide=guide,
+                      sampler=sampler, cache=cache, log=log)
     return {"seeds": list(seeds), "model": session.eval_label, "times_s": list(times), "frames": frames,
-            "script": "dolly_in+pan_right", "rot_deg_per_frame": rot_deg / 2,
+            "script": "dolly_in+pan_right", "rot_deg_per_frame": rot_deg / 2, "directions": dirs,
             "teacher": {"steps": steps, "guidance": guidance, "shift": shift, "guide": guide, "sampler": sampler,
                         "dit": {"dim": teacher.cfg.dim, "layers": teacher.cfg.num_layers}},
             "summary": summarize(rows, times), "results": rows, "_strip": strip(shown, frames, times)}
 
 
-__all__ = ["TIMES_S", "SECONDS", "gate_script", "frame_indices", "scene_row", "summarize", "strip", "run"]
+def direction_scripts(frames: int = 25, rot_deg: float = 2.0, quick: bool = False) -> list[tuple[str, np.ndarray, float]]:
+    """The actions suite's single-motion scripts: the 12 motions at γ = 1 (``quick``: its two one-block ones)."""
+    from relic.eval.suites.actions import base_motion, battery
+
+    return [(n, a, g) for n, a, g in battery(frames, rot_deg, quick=quick)
+            if base_motion(n) is not None and (quick or g == 1.0)]
+
+
+def directions(session, world: World, teacher, seeds: list[int], quick: bool = False, steps: int = 4,
+               guidance: float = 1.0, shift: float = 2.0, rot_deg: float = 2.0, frames: int = 25,
+               guide: str = "all", sampler: str = "renoise", cache=None, log=print) -> dict:
+    """Teacher and student on :func:`direction_scripts` in every scene (the teacher already prepared, as
+    :func:`run` leaves it). Returns ``{"teacher" | "student" | "ground_truth": {"direction_accuracy": {motion:
+    {n, matched, unknown, accuracy}}, "motions_at_90": k, "rpe_rot_deg": mean}, "results": rows}``."""
+    from relic.eval.direction import direction_accuracy
+    from relic.eval.noise_floor import _summarize
+    from relic.eval.suites.actions import base_motion, score_script
+    from relic.eval.suites.common import ClipCache
+    from relic.eval.suites.distill import teacher_clip
+
+    cache = ClipCache() if cache is None else cache
+    rows: dict[str, list[dict]] = {"teacher": [], "student": [], "ground_truth": []}
+    for seed in seeds[:1] if quick else seeds:
+        for name, actions, gamma in direction_scripts(frames, rot_deg, quick):
+            clip = cache.get(session, world, seed, name, actions, gamma)     # the student's (and the ground truth)
+            if clip is None:
+                continue
+            gen, _ = teacher_clip(session, teacher, clip.gt[0], world.caption(seed), actions, gamma, steps, guidance,
+                                  shift, guide=guide, sampler=sampler)
+            for who, video in (("teacher", gen), ("student", clip.frames), ("ground_truth", clip.gt)):
+                row, _ = score_script(name, actions, gamma, clip.R, clip.P, video[:len(clip.gt)], world.K)
+                rows[who].append({"seed": seed, "script": name, "gamma": gamma, **row})
+        log(f"  teacher gate: directions in scene {seed}: teacher "
+            f"{sum(r['direction_match'] is True for r in rows['teacher'])}, student "
+            f"{sum(r['direction_match'] is True for r in rows['student'])}, ground truth "
+            f"{sum(r['direction_match'] is True for r in rows['ground_truth'])} of {len(rows['teacher'])} so far")
+    out = {}
+    for who, rs in rows.items():
+        acc = direction_accuracy([(base_motion(r["script"]), r["direction_match"]) for r in rs])
+        out[who] = {"direction_accuracy": acc, "motions_at_90": sum(d["accuracy"] >= 0.9 for d in acc.values()),
+                    "n_motions": len(acc), "rpe_rot_deg": _summarize(rs)["rpe_rot_deg"] if rs else None,
+                    "results": rs}
+    return out
+
+
+__all__ = ["TIMES_S", "SECONDS", "gate_script", "frame_indices", "scene_row", "summarize", "strip", "run",
+           "direction_scripts", "directions"]
