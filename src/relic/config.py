@@ -44,6 +44,12 @@ class DiTConfig:
     temporal_compression: int = 4           # video frames per latent frame
     action_hidden: int = 256
     pose_hidden: int = 256
+    # Spatially varying action offsets (not in the paper): a token at normalized image coordinates (u, v) in
+    # [-1, 1]^2 gets A + u B + v C instead of A alone (B, C per block, zero-initialized), so a command can
+    # express the radial image motion of a dolly and the tangential one of a roll. Without it the offset is the
+    # same on every token of a frame, and a model with relative (RoPE) positions only learns the uniform
+    # motions (pan, tilt, truck, pedestal); see docs/models.md.
+    action_coords: bool = False
 
     @property
     def head_dim(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -14,12 +16,13 @@ CFG = DiTConfig(dim=48, ffn_dim=80, freq_dim=64, text_dim=32, num_heads=2, num_l
                 out_channels=4, action_hidden=16, pose_hidden=16)
 
 
-def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True) -> DiT:
+def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True, coords: bool = False) -> DiT:
     torch.manual_seed(seed)
-    m = DiT(cfg).eval()
+    m = DiT(dataclasses.replace(cfg, action_coords=coords)).eval()
     if live_encoders:  # make the zero-initialized encoder outputs non-zero
         with torch.no_grad():
-            for p in list(m.action_encoder.proj.parameters()) + list(m.pose_encoder.proj.parameters()):
+            for p in [*m.action_encoder.proj.parameters(), *m.pose_encoder.proj.parameters(),
+                      *(m.action_encoder.coord_proj.parameters() if coords else [])]:
                 p.normal_(0, 0.3)
     return m
 
@@ -37,8 +40,9 @@ def _block_causal_mask(f: int, tokens_per_frame: int, frames_per_block: int) -> 
 # ------------------------------------------------------------------------------------------ streaming
 
 @pytest.mark.parametrize("frames_per_block", [1, 2])
-def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_block):
-    m = _model()
+@pytest.mark.parametrize("coords", [False, True])
+def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_block, coords):
+    m = _model(coords=coords)
     g = torch.Generator().manual_seed(1)
     b, f, H, W = 2, 6, 4, 6
     x = torch.randn(b, 4, f, H, W, generator=g)
@@ -280,10 +284,11 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6), k
 
 
-def test_command_keep_false_is_exactly_the_forward_without_a_command():
+@pytest.mark.parametrize("coords", [False, True])
+def test_command_keep_false_is_exactly_the_forward_without_a_command(coords):
     """Command dropout's branch: a sample whose command is dropped gets the output of the forward without actions
     and poses, bitwise; the kept samples get the forward with them."""
-    m = _model(seed=11)
+    m = _model(seed=11, coords=coords)
     g = torch.Generator().manual_seed(12)
     b, f = 3, 3
     x = torch.randn(b, 4, f, 4, 4, generator=g)
@@ -300,3 +305,62 @@ def test_command_keep_false_is_exactly_the_forward_without_a_command():
     assert torch.equal(mixed[1], without[1])
     with pytest.raises(ValueError, match="command_keep"):
         m(x, 300.0, text, None, a, R, P, command_keep=keep[:2])
+
+
+def test_token_coords_follow_the_token_order():
+    """(u, v) of token (row i, column j) sits at index i * w + j (the (h w) flattening), u to the right."""
+    from relic.models.conditioning import token_coords
+
+    c = token_coords(2, 3)
+    assert c.shape == (6, 2)
+    assert torch.allclose(c[0], torch.tensor([-2 / 3, -0.5])) and torch.allclose(c[2], torch.tensor([2 / 3, -0.5]))
+    assert torch.allclose(c[4], torch.tensor([0.0, 0.5])) and torch.allclose(c.mean(0), torch.zeros(2))
+
+
+def test_action_coords_offset_is_affine_over_the_image():
+    """With action_coords each token's offset is proj(a) + u B(a) + v C(a), computed here by hand per token, and
+    two tokens mirrored about the centre get offsets mirrored about proj(a) (a zoom / roll field is expressible)."""
+    from relic.models.conditioning import token_coords
+
+    m = _model(seed=13, coords=True)
+    enc = m.action_encoder
+    g = torch.Generator().manual_seed(14)
+    feats = enc.features(torch.rand(2, 3, 4, 13, generator=g))
+    h, w = 3, 4
+    coords = token_coords(h, w)
+    with torch.no_grad():
+        off = enc.offset(1, feats, coords)                               # (b f s d)
+        a = enc.proj[1](feats)
+        B, C = enc.coord_proj[1](feats).chunk(2, dim=-1)
+    assert off.shape == (2, 3, h * w, CFG.dim)
+    for s_ in range(h * w):
+        u, v = coords[s_]
+        assert torch.allclose(off[:, :, s_], a + u * B + v * C, atol=1e-6)
+    assert torch.allclose(off[:, :, 0] + off[:, :, -1], 2 * a, atol=1e-5)   # opposite corners
+    assert not torch.allclose(off[:, :, 0], off[:, :, -1])
+    plain = _model(seed=13)
+    assert plain.action_encoder.offset(1, feats).shape == (2, 3, 1, CFG.dim)        # one offset per frame
+
+
+def test_action_coords_start_as_exactly_the_model_without(tmp_path):
+    """Turning action_coords on for a trained checkpoint (``init_dit`` with the override, or a config asking for
+    it) adds zero-initialized layers: the outputs are bit for bit the checkpoint's, so a teacher continues from
+    where it was; the same weights without the setting load strictly as before."""
+    from relic.training.teacher import init_dit
+
+    old = _model(seed=15)
+    old.save_pretrained(tmp_path / "old")
+    new = init_dit(str(tmp_path / "old"), {"action_coords": True}).eval()
+    assert new.cfg.action_coords and new.action_encoder.coord_proj is not None
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(2, 4, 3, 4, 6, generator=g)
+    text = torch.randn(2, 3, 32, generator=g)
+    a = torch.rand(2, 9, 13, generator=g)
+    R, P = _rand_pose(2, 3, g)
+    with torch.no_grad():
+        assert torch.equal(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
+        with torch.no_grad():
+            for p in new.action_encoder.coord_proj.parameters():
+                p.normal_(0, 0.3)
+        assert not torch.allclose(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
+    assert not DiT.from_pretrained(tmp_path / "old").cfg.action_coords

@@ -66,26 +66,49 @@ def group_actions(actions: torch.Tensor, num_frames: int, frame_offset: int = 0,
 
 
 class ActionEncoder(nn.Module):
-    """(b f 4 13) grouped actions -> per-block (b f dim) offsets, zero at initialization."""
+    """(b f 4 13) grouped actions -> per-block (b f dim) offsets, zero at initialization.
+
+    With ``coords`` each block also has ``coord_proj`` (hidden -> 2 dim, zero-initialized): the offset of a token
+    at normalized image coordinates (u, v) becomes ``proj(a) + u B(a) + v C(a)`` (:meth:`offset`), an affine
+    field over the image like the motion of a dolly (radial) or a roll (tangential).
+    """
 
     def __init__(self, dim: int, num_layers: int, hidden: int = 256, action_dim: int = NUM_ACTIONS,
-                 temporal_compression: int = 4):
+                 temporal_compression: int = 4, coords: bool = False):
         super().__init__()
         self.temporal_compression = temporal_compression
         self.mlp = nn.Sequential(nn.Linear(action_dim * temporal_compression, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU())
         self.proj = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(num_layers))
+        self.coord_proj = nn.ModuleList(nn.Linear(hidden, 2 * dim) for _ in range(num_layers)) if coords else None
         self.reset_zero()
 
     def reset_zero(self) -> None:
         """Zero the per-block output layers (the Wan-preserving initialization)."""
-        for p in self.proj:
+        for p in [*self.proj, *(self.coord_proj or [])]:
             nn.init.zeros_(p.weight)
             nn.init.zeros_(p.bias)
 
     def features(self, grouped: torch.Tensor) -> torch.Tensor:
         """(b f 4 13) -> (b f hidden) shared features."""
         return self.mlp(rearrange(grouped, "b f k a -> b f (k a)"))
+
+    def offset(self, i: int, feats: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Block ``i``'s offset from features (b f hidden): (b f 1 dim), or with ``coord_proj`` and ``coords``
+        (s 2) the tokens' (u, v), (b f s dim) = proj + u B + v C."""
+        out = self.proj[i](feats).unsqueeze(2)
+        if self.coord_proj is None:
+            return out
+        bc = rearrange(self.coord_proj[i](feats), "b f (two d) -> b f two d", two=2)
+        return out + torch.einsum("sk,bfkd->bfsd", coords.to(bc.dtype), bc)
+
+
+def token_coords(h: int, w: int, device=None) -> torch.Tensor:
+    """Normalized image coordinates (u, v) of an (h, w) token grid in (h w) order: (h*w, 2), each in [-1, 1]
+    (token centres; u grows to the right, v downwards)."""
+    v = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h * 2 - 1
+    u = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w * 2 - 1
+    return torch.stack(torch.meshgrid(u, v, indexing="xy"), dim=-1).reshape(h * w, 2)
 
 
 class PoseEncoder(nn.Module):

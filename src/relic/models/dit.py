@@ -44,7 +44,7 @@ from torch.utils.checkpoint import checkpoint
 from relic.config import DiTConfig
 from relic.errors import UserError
 from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
-from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features
+from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features, token_coords
 from relic.models.sequence_parallel import SequenceParallel, gather_frames, head_to_seq, seq_to_head, shard_frames
 from relic.models.weights import (CONFIG_NAME, DIT_NEW_OK, WEIGHTS_NAME, dit_config_from_json, dit_key_format,
                                   dit_state_from_diffusers, load_checked, load_state, save_pretrained)
@@ -158,7 +158,8 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor, text_kv, text_mask, rope, freqs, pos,
                 act: torch.Tensor | None, pose_qk: torch.Tensor | None, ctx: KV | None, ctx_freqs,
                 attn_mask: torch.Tensor | None, sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
-        """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f d), pose_qk (b f 2 d).
+        """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f 1|s d) the action offset
+        (one per frame, or per token with ``action_coords``), pose_qk (b f 2 d).
 
         text_kv: this block's precomputed (k, v), or the embedded text (b L d) to compute them from here.
         """
@@ -173,7 +174,7 @@ class Block(nn.Module):
         y, kv = self.self_attn(xn.to(wdt), f, rope, freqs, pos, pose_qk, ctx, ctx_freqs, attn_mask, sp)
         x = (_per_frame(x, f) + y.float().unflatten(1, (f, -1)) * gate_sa)
         if act is not None:
-            x = x + act.float().unsqueeze(2)
+            x = x + act.float()
         x = x.flatten(1, 2)
 
         xn = self.norm3(x) if isinstance(self.norm3, nn.Identity) else F.layer_norm(
@@ -231,7 +232,7 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(d, cfg.out_channels * math.prod(cfg.patch_size), cfg.eps)
         self.action_encoder = ActionEncoder(d, cfg.num_layers, cfg.action_hidden, cfg.action_dim,
-                                            cfg.temporal_compression)
+                                            cfg.temporal_compression, coords=cfg.action_coords)
         self.pose_encoder = PoseEncoder(d, cfg.num_layers, cfg.pose_hidden)
         self.rope = Rope3D(cfg.dim // cfg.num_heads, cfg.rope_theta, RopeScaling(cfg.rope_scaling, cfg.rope_scale))
         self.gradient_checkpointing = False
@@ -375,16 +376,21 @@ class DiT(nn.Module):
                 raise ValueError(f"command_keep must be ({b},), got {tuple(command_keep.shape)}")
             keep = command_keep.to(tokens.device, torch.bool).view(b, 1, 1)
 
+        coords = None
+        if act is not None and self.action_encoder.coord_proj is not None:
+            coords = token_coords(h, w, tokens.device)                          # (s 2)
+            if sp is not None:                                                  # this rank's chunk of each frame
+                coords = coords.narrow(0, sp.rank * (h * w // sp.size), h * w // sp.size)
         pos = token_positions(f, h, w, frame_offset, device=tokens.device)
         freqs = self.rope.freqs(pos)
         kv_out: list[KV] = []
         last_ctx_pos, ctx_freqs = None, None
         for i, blk in enumerate(self.blocks):
-            act_i = None if act is None else self.action_encoder.proj[i](act)
+            act_i = None if act is None else self.action_encoder.offset(i, act, coords)   # (b f 1|s d)
             pose_i = None if pose is None else rearrange(self.pose_encoder.proj[i](pose),
                                                          "b f (two d) -> b f two d", two=2)
             if keep is not None:     # select, not multiply: a zero offset adds exactly nothing
-                act_i = None if act_i is None else torch.where(keep, act_i, torch.zeros_like(act_i))
+                act_i = None if act_i is None else torch.where(keep[..., None], act_i, torch.zeros_like(act_i))
                 pose_i = None if pose_i is None else torch.where(keep[..., None], pose_i, torch.zeros_like(pose_i))
             ctx = None if kv_context is None else kv_context[i]
             if ctx is not None and not kv_context_rotated and ctx[2] is not last_ctx_pos:

@@ -300,7 +300,9 @@ def init_dit(init: str, dit_overrides: dict | None):
         raise UserError(f"model.dit overrides ({', '.join(changed)}) change the shapes of {len(bad)} weights of "
                         f"the init checkpoint (e.g. {bad[0]}); only shape-free settings can be overridden",
                         source=str(init))
-    new.load_state_dict(theirs, strict=True)
+    from relic.models.weights import DIT_NEW_OK, load_checked
+
+    load_checked(new, theirs, str(init), new_ok=DIT_NEW_OK)        # new zero-initialized layers (action_coords)
     new.load_report = getattr(dit, "load_report", None)
     return new
 
