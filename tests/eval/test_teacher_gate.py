@@ -105,6 +105,9 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
         assert [r["script"] for r in d[who]["results"]] == ["dolly_in", "pan_right@γ=2"], who
         assert set(d[who]["direction_accuracy"]) == {"dolly_in", "pan_right"} and d[who]["n_motions"] == 2
     assert d["ground_truth"]["direction_accuracy"]["dolly_in"]["matched"] == 1   # the rendered dolly reads as one
+    for who in ("teacher", "student"):
+        assert set(d[who]["contrast_db"]) == {"dolly_in", "pan_right"} and np.isfinite(d[who]["contrast_db_mean"])
+    assert "contrast_db" not in d["ground_truth"]
     write_report(report, tmp_path / "out", videos=False)
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "teacher_strip.png" in rep["plots"] and "_strip" not in rep["teacher"]
@@ -113,7 +116,7 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Teacher gate" in md and "saturation ratio" in md and "teacher_strip.png" in md
     assert "re-noising" in md and "student − teacher (dB)" in md
-    assert "### Directions" in md and "| dolly_in | " in md
+    assert "### Directions" in md and "| dolly_in | " in md and "| teacher (dB) | student (dB) |" in md
 
 
 def test_cli_teacher_suite_without_teacher_is_one_line(tmp_path, capsys):
@@ -135,3 +138,27 @@ def test_direction_scripts_are_the_actions_suites_single_motions():
     for n, a, _ in full:
         assert np.array_equal(a, by_name[n]) and dominant_command(a) == n and len(a) == 25
     assert [n for n, _, _ in direction_scripts(quick=True)] == ["dolly_in", "pan_right@γ=2"]
+
+
+def test_contrast_db_is_zero_for_the_start_frame_and_positive_for_the_own_motion():
+    """The estimator-free direction score: the start frame repeated scores exactly 0, a clip that ends near its own
+    motion's last frame scores > 0, one that ends near the opposite motion's scores < 0; opposite() pairs motions."""
+    from relic.eval.direction import MOTIONS, opposite
+    from relic.eval.suites.teacher import contrast_db
+
+    rng = np.random.default_rng(0)
+    own = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    other = own.copy()
+    other[1:] = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    other[0] = own[0]
+    frozen = np.repeat(own[:1], 5, 0)
+    assert contrast_db(frozen, own, other) == 0.0
+
+    def near(x):
+        return np.clip(x.astype(int) + rng.integers(-8, 9, x.shape), 0, 255).astype(np.uint8)
+
+    assert contrast_db(near(own), own, other) > 5 and contrast_db(near(other), own, other) < -5
+    assert opposite("dolly_in") == "dolly_out" and opposite("roll_ccw") == "roll_cw"
+    assert sorted(opposite(m) for m in MOTIONS) == sorted(MOTIONS) and all(opposite(opposite(m)) == m for m in MOTIONS)
+    with pytest.raises(ValueError, match="unknown motion"):
+        opposite("jump")

@@ -40,6 +40,14 @@ MOTION_AXES: dict[str, tuple[str, int, int]] = {
 MOTIONS: tuple[str, ...] = ACTION_NAMES[:STATIC]
 
 
+def opposite(motion: str) -> str:
+    """The motion along the same axis the other way (``dolly_in`` -> ``dolly_out``, ``roll_cw`` -> ``roll_ccw``)."""
+    if motion not in MOTION_AXES:
+        raise ValueError(f"unknown motion {motion!r}; expected one of {', '.join(MOTIONS)}")
+    kind, axis, sign = MOTION_AXES[motion]
+    return next(m for m, (k, a, s) in MOTION_AXES.items() if (k, a, s) == (kind, axis, -sign))
+
+
 @dataclass
 class MotionSummary:
     """Summed signed motion of a clip.
@@ -112,4 +120,4 @@ def direction_accuracy(results: list[tuple[str, bool | None]]) -> dict[str, dict
 
 
 __all__ = ["MOTIONS", "MOTION_AXES", "MotionSummary", "commanded_motion", "direction_accuracy",
-           "direction_matches", "dominant_command", "estimated_motion"]
+           "direction_matches", "dominant_command", "estimated_motion", "opposite"]

@@ -537,6 +537,15 @@ def _md_teacher_directions(dirs: dict | None, lines: list[str]) -> None:
     lines.append("| motions ≥ 90 % | " + " | ".join(f"{dirs[w]['motions_at_90']} of {dirs[w]['n_motions']}"
                                                  for w in who) + " |")
     lines.append("| RPE-rot (°) | " + " | ".join(_fmt(dirs[w]["rpe_rot_deg"], 3) for w in who) + " |")
+    lines += ["", "Without the estimator (generated frames are blurred): per motion, how much closer (dB) the clip's "
+              "last frame is to its own motion's ground truth than to the opposite motion's, rendered from the same "
+              "start, beyond what the start frame scores (0: the start frame's answer; > 0: moved the commanded way).",
+              "", "| motion | teacher (dB) | student (dB) |", "|---|---|---|"]
+    for m in dirs["teacher"]["direction_accuracy"]:
+        lines.append(f"| {m} | " + " | ".join(_fmt(dirs[w].get("contrast_db", {}).get(m), 2)
+                                             for w in ("teacher", "student")) + " |")
+    lines.append("| mean | " + " | ".join(_fmt(dirs[w].get("contrast_db_mean"), 2) for w in ("teacher", "student"))
+                 + " |")
     lines.append("")
 
 

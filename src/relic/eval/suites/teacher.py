@@ -35,7 +35,11 @@ The teacher and the student generate the actions suite's 12 single motions (25 f
 scene from the ground-truth start frame, and the actions suite's estimator scores each clip
 (:func:`relic.eval.suites.actions.score_script`): direction match per motion and RPE-rot, beside the ground
 truth's own (the noise floor). It tells a student that ignores the keys because its teacher does from one
-that lost them in distillation.
+that lost them in distillation. The estimator needs texture, and generated frames are blurred, so each clip is
+also scored without it (:func:`contrast_db`): the opposite motion is rendered from the same start pose, and the
+clip's last frame should be closer (PSNR) to its own motion's ground truth than to the opposite's by more than
+the start frame is. ``contrast_db`` > 0: it moved the commanded way; 0: the start frame's answer (a model that
+ignores the command scores about 0 on average).
 
 The summary averages over scenes, per time, and says where the teacher beats the frozen baseline. A strip
 image (``teacher_strip.png`` in the report directory) shows, per scene, five rows (ground truth | teacher |
@@ -208,13 +212,23 @@ def direction_scripts(frames: int = 25, rot_deg: float = 2.0, quick: bool = Fals
             if base_motion(n) is not None and (quick or g == 1.0)]
 
 
+def contrast_db(video: np.ndarray, own: np.ndarray, other: np.ndarray) -> float:
+    """How much closer the last frame of ``video`` is to ``own``'s than to ``other``'s (PSNR, dB), beyond what
+    the start frame ``own[0]`` scores: [PSNR(v, own) − PSNR(v, other)] − [PSNR(own₀, own) − PSNR(own₀, other)]
+    at the last frame (uint8 (T h w 3) clips, same T). The start frame repeated scores exactly 0."""
+    v, a, b = video[-1], own[-1], other[-1]
+    return float(psnr(v, a) - psnr(v, b) - (psnr(own[0], a) - psnr(own[0], b)))
+
+
 def directions(session, world: World, teacher, seeds: list[int], quick: bool = False, steps: int = 4,
                guidance: float = 1.0, shift: float = 2.0, rot_deg: float = 2.0, frames: int = 25,
                guide: str = "all", sampler: str = "renoise", cache=None, log=print) -> dict:
     """Teacher and student on :func:`direction_scripts` in every scene (the teacher already prepared, as
     :func:`run` leaves it). Returns ``{"teacher" | "student" | "ground_truth": {"direction_accuracy": {motion:
-    {n, matched, unknown, accuracy}}, "motions_at_90": k, "rpe_rot_deg": mean}, "results": rows}``."""
-    from relic.eval.direction import direction_accuracy
+    {n, matched, unknown, accuracy}}, "motions_at_90": k, "rpe_rot_deg": mean, "contrast_db": {motion: mean
+    dB}, "contrast_db_mean": dB}, "results": rows}`` (no contrast for the ground truth)."""
+    from relic.camera.actions import integrate
+    from relic.eval.direction import MOTIONS, direction_accuracy, opposite
     from relic.eval.noise_floor import _summarize
     from relic.eval.suites.actions import base_motion, score_script
     from relic.eval.suites.common import ClipCache
@@ -229,8 +243,17 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
                 continue
             gen, _ = teacher_clip(session, teacher, clip.gt[0], world.caption(seed), actions, gamma, steps, guidance,
                                   shift, guide=guide, sampler=sampler)
+            motion = base_motion(name)
+            flip = np.asarray(actions, np.float64).copy()          # the opposite motion from the same start pose
+            i, j = MOTIONS.index(motion), MOTIONS.index(opposite(motion))
+            flip[:, [i, j]] = flip[:, [j, i]]
+            flip[:, :12] *= gamma
+            other = world.render(*integrate(flip, world.cfg.speed_m, 1.0, clip.R[0], clip.P[0]))
             for who, video in (("teacher", gen), ("student", clip.frames), ("ground_truth", clip.gt)):
-                row, _ = score_script(name, actions, gamma, clip.R, clip.P, video[:len(clip.gt)], world.K)
+                video = video[:len(clip.gt)]
+                row, _ = score_script(name, actions, gamma, clip.R, clip.P, video, world.K)
+                if who != "ground_truth":
+                    row["contrast_db"] = contrast_db(video, clip.gt[:len(video)], other[:len(video)])
                 rows[who].append({"seed": seed, "script": name, "gamma": gamma, **row})
         log(f"  teacher gate: directions in scene {seed}: teacher "
             f"{sum(r['direction_match'] is True for r in rows['teacher'])}, student "
@@ -242,8 +265,11 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
         out[who] = {"direction_accuracy": acc, "motions_at_90": sum(d["accuracy"] >= 0.9 for d in acc.values()),
                     "n_motions": len(acc), "rpe_rot_deg": _summarize(rs)["rpe_rot_deg"] if rs else None,
                     "results": rs}
+        if who != "ground_truth" and rs:
+            by = {m: float(np.mean([r["contrast_db"] for r in rs if base_motion(r["script"]) == m])) for m in acc}
+            out[who].update(contrast_db=by, contrast_db_mean=float(np.mean(list(by.values()))))
     return out
 
 
 __all__ = ["TIMES_S", "SECONDS", "gate_script", "frame_indices", "scene_row", "summarize", "strip", "run",
-           "direction_scripts", "directions"]
+           "direction_scripts", "directions", "contrast_db"]
