@@ -25,8 +25,8 @@ import json
 import numpy as np
 import torch
 
-from relic.runtime.sampling import euler_sigmas
-from relic.training.teacher import integrate, teacher_and_windows
+from relic.runtime.sampling import cfg_sample, euler_sigmas
+from relic.training.teacher import teacher_and_windows
 
 
 def rough(x: torch.Tensor) -> float:
@@ -91,7 +91,7 @@ def main() -> None:
 
     samples = {"euler": euler(), "detail-oracle": euler(detail), "colour-oracle": euler(colour)}
     for k in [int(n) for n in args.renoise.split(",") if n.strip()]:
-        out, _ = integrate(lambda x, t, cond: forward(x, t), start.clone(), euler_sigmas(k, args.shift), 1.0, [],
+        out, _ = cfg_sample(lambda x, t, cond: forward(x, t), start.clone(), euler_sigmas(k, args.shift), 1.0, [],
                            "renoise", torch.Generator().manual_seed(1))
         samples[f"renoise-{k}"] = out
     table = {"data": group_stats(x0, x0, groups), "copy start": group_stats(x0[:, :, :1].expand_as(x0), x0, groups)}

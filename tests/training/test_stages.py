@@ -49,7 +49,8 @@ def test_vae_stays_causal():
 def test_ode_schedule_passes_through_the_student_timesteps():
     from relic.config import SamplerConfig
     from relic.runtime.sampling import student_sigmas
-    from relic.training.teacher import euler_with_knots, ode_sigma_schedule
+    from relic.runtime.sampling import cfg_sample
+    from relic.training.teacher import ode_sigma_schedule
 
     knots = student_sigmas(SamplerConfig())
     sched = ode_sigma_schedule(knots, 12)
@@ -57,7 +58,7 @@ def test_ode_schedule_passes_through_the_student_timesteps():
     assert all(k in sched for k in knots)
     x = torch.randn(1, 2, 3, 2, 2)
     # a linear velocity field v = x (exact solution known): the recorded states are the running states
-    out, rec = euler_with_knots(lambda xx, t, c: torch.zeros_like(xx), x, sched, 1.0, knots)
+    out, rec = cfg_sample(lambda xx, t, c: torch.zeros_like(xx), x, sched, 1.0, knots)
     assert torch.equal(out, x) and all(torch.equal(r, x) for r in rec)
 
 
@@ -248,11 +249,11 @@ def test_unknown_guide_is_one_user_error():
 
 
 def test_renoise_sampler_is_the_students_sampler():
-    """integrate(sampler="renoise") on the student's σ's equals relic.runtime.sampling.student_denoise, step for
+    """cfg_sample(sampler="renoise") on the student's σ's equals relic.runtime.sampling.student_denoise, step for
     step, with the same model and the same fresh noises (clean=0: no conditioning latent)."""
     from relic.config import SamplerConfig
+    from relic.runtime.sampling import cfg_sample as integrate
     from relic.runtime.sampling import student_denoise, student_sigmas
-    from relic.training.teacher import integrate
 
     cfg = SamplerConfig(shift=2.0)
     w = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
@@ -273,7 +274,8 @@ def test_renoise_teacher_sample_keeps_the_first_latent_and_recovers_an_oracles_x
     """With a model that knows x0 (v = (x − x0)/σ) every sampler returns x0 exactly, whatever the noise; the
     re-noising one keeps latent 0 bitwise, records x at the knots, and an unknown sampler is one UserError."""
     from relic.errors import UserError
-    from relic.training.teacher import integrate, ode_sigma_schedule
+    from relic.runtime.sampling import cfg_sample as integrate
+    from relic.training.teacher import ode_sigma_schedule
 
     g = torch.Generator().manual_seed(3)
     x0 = torch.randn(1, 2, 4, 3, 3, generator=g)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from relic.config import SamplerConfig
+from relic.errors import UserError
 
 # model(x (b c f h w), t (b f) model timesteps) -> v (b c f h w)
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -93,7 +94,8 @@ def euler_sigmas(steps: int, shift: float) -> list[float]:
 def euler_sample(model: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor], noise: torch.Tensor,
                  steps: int = 50, shift: float = 5.0, guidance: float = 5.0,
                  num_train_timesteps: int = 1000) -> torch.Tensor:
-    """Multi-step Euler ODE sampler with classifier-free guidance, for the teacher.
+    """Multi-step Euler ODE sampler with classifier-free guidance, for the teacher: :func:`cfg_sample` over
+    :func:`euler_sigmas`.
 
     Args:
         model: ``model(x, t, cond)`` -> v; ``cond=False`` gives the unconditional prediction.
@@ -102,13 +104,52 @@ def euler_sample(model: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tenso
     Returns:
         x0 (b c f h w).
     """
-    sig = euler_sigmas(steps, shift)
-    x = noise
-    for s, s_next in zip(sig[:-1], sig[1:]):
+    return cfg_sample(model, noise, euler_sigmas(steps, shift), guidance, num_train_timesteps=num_train_timesteps)[0]
+
+
+SAMPLERS = ("euler", "renoise")        # the teacher's ODE, or x0 + fresh noise at every step (the student's way)
+
+
+def check_sampler(sampler: str) -> None:
+    """A one-line error for a sampler that is not one of :data:`SAMPLERS`."""
+    if sampler not in SAMPLERS:
+        raise UserError(f"the teacher sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+
+def cfg_sample(model: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor], x: torch.Tensor,
+               sigmas: Sequence[float], guidance: float, knots: Sequence[float] = (), sampler: str = "euler",
+               generator: torch.Generator | None = None, clean: int = 1, num_train_timesteps: int = 1000
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """CFG sampling over the decreasing ``sigmas`` (1 → 0), recording x at each σ in ``knots`` (their order).
+
+    Args:
+        model: ``model(x, t, cond)`` -> v (b c f h w), t (b f) timesteps ``num_train_timesteps`` · σ.
+        x: (b c f h w) at ``sigmas[0]``; with ``"renoise"`` its first ``clean`` latents are clean and stay so.
+        guidance: CFG scale w (v = v_u + w (v_c − v_u)); 1 skips the unconditional pass.
+        sampler: ``"euler"``: x ← x + (σ' − σ) v. ``"renoise"``: x̂0 = x − σ v, then x ← (1 − σ') x̂0 + σ' ε with
+            fresh ε ~ N(0, I) from ``generator`` (the last step, σ' = 0, returns x̂0): exactly
+            :func:`student_denoise` on the same σ's and noises (``clean=0``, tested).
+    Returns:
+        x at σ = 0 (b c f h w) and the recorded latents.
+    """
+    check_sampler(sampler)
+    rec: dict[float, torch.Tensor] = {}
+    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+        for k in knots:
+            if abs(s - k) < 1e-9:
+                rec[k] = x.clone()
         t = _timesteps_like(x, s, num_train_timesteps)
         v = model(x, t, True)
         if guidance != 1.0:
             vu = model(x, t, False)
             v = vu + guidance * (v - vu)
-        x = x + (s_next - s) * v.to(x.dtype)
-    return x
+        if sampler == "euler" or s_next == 0.0:
+            x = x + (s_next - s) * v.to(x.dtype)
+        else:
+            x0 = x - s * v.to(x.dtype)
+            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            x = torch.cat([x[:, :, :clean], ((1 - s_next) * x0 + s_next * eps)[:, :, clean:]], dim=2)
+    missing = [k for k in knots if k not in rec]
+    if missing:
+        raise ValueError(f"σ knots {missing} are not on the schedule")
+    return x, [rec[k] for k in knots]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from relic.errors import UserError
-from relic.runtime.sampling import euler_sample, shift_sigma
+from relic.runtime.sampling import cfg_sample, check_sampler, euler_sigmas, shift_sigma
 from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.distributed import DistributedConfig, make_trainer
@@ -135,7 +135,7 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
             both. The DiT must have been trained with that dropout (``flow.text_dropout`` /
             ``command_dropout`` / ``joint_dropout``).
         sampler: :data:`SAMPLERS`: ``"euler"`` integrates the probability-flow ODE; ``"renoise"`` predicts x0 at
-            each σ and re-noises it to the next σ with fresh noise from ``generator`` (:func:`integrate`), the
+            each σ and re-noises it to the next σ with fresh noise from ``generator`` (:func:`relic.runtime.sampling.cfg_sample`), the
             student's sampler (:func:`relic.runtime.sampling.student_denoise`) on the teacher's schedule.
     Returns:
         x0 (b c f h w) and the trajectory latents at ``sigmas_out`` (each (b c f h w)).
@@ -157,23 +157,15 @@ def teacher_sample(dit, first: torch.Tensor, num_latents: int, text: torch.Tenso
         return v
 
     check_sampler(sampler)
-    if sigmas_out is None and sampler == "euler":
-        return euler_sample(model, x, steps=steps, shift=shift, guidance=guidance), []
     if spacing not in SPACINGS:
         raise UserError(f"ODE-pair spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
     knots = sigmas_out or []
-    sched = ode_sigma_schedule(knots, steps, shift if spacing == "shifted" else 1.0)
-    return integrate(model, x, sched, guidance, knots, sampler, generator)
+    sched = (euler_sigmas(steps, shift) if not knots
+             else ode_sigma_schedule(knots, steps, shift if spacing == "shifted" else 1.0))
+    return cfg_sample(model, x, sched, guidance, knots, sampler, generator)
 
 
 SPACINGS = ("shifted", "linear")
-SAMPLERS = ("euler", "renoise")        # the teacher's ODE, or x0 + fresh noise at every step (the student's way)
-
-
-def check_sampler(sampler: str) -> None:
-    """A one-line error for a sampler that is not one of :data:`SAMPLERS`."""
-    if sampler not in SAMPLERS:
-        raise UserError(f"the teacher sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 GUIDES = ("text", "command", "all")   # what the unconditional branch of CFG drops
 
 
@@ -215,49 +207,6 @@ def ode_sigma_schedule(knots: list[float], steps: int, shift: float = 1.0) -> li
         out.extend(float(shift_sigma(a + (b - a) * (i + 1) / k, shift)) for i in range(k - 1))
         out.append(sb)
     return out
-
-
-def euler_with_knots(model, x: torch.Tensor, sigmas: list[float], guidance: float, knots: list[float]
-                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Euler CFG integration over ``sigmas``, recording x at each σ in ``knots`` (in the knots' order)."""
-    return integrate(model, x, sigmas, guidance, knots)
-
-
-def integrate(model, x: torch.Tensor, sigmas: list[float], guidance: float, knots: list[float],
-              sampler: str = "euler", generator: torch.Generator | None = None, clean: int = 1
-              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """CFG sampling over the decreasing ``sigmas`` (1 → 0), recording x at each σ in ``knots`` (their order).
-
-    Args:
-        model: ``model(x, t, cond)`` -> v (b c f h w), t (b f) timesteps 1000 σ.
-        x: (b c f h w) at ``sigmas[0]``; with ``"renoise"`` its first ``clean`` latents are clean and stay so.
-        sampler: ``"euler"``: x ← x + (σ' − σ) v. ``"renoise"``: x̂0 = x − σ v, then x ← (1 − σ') x̂0 + σ' ε with
-            fresh ε ~ N(0, I) from ``generator`` (the last step, σ' = 0, returns x̂0): exactly
-            :func:`relic.runtime.sampling.student_denoise` on the same σ's and noises (``clean=0``, tested).
-    Returns:
-        x at σ = 0 (b c f h w) and the recorded latents.
-    """
-    check_sampler(sampler)
-    rec: dict[float, torch.Tensor] = {}
-    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-        for k in knots:
-            if abs(s - k) < 1e-9:
-                rec[k] = x.clone()
-        t = torch.full((x.shape[0], x.shape[2]), s * 1000.0)
-        v = model(x, t, True)
-        if guidance != 1.0:
-            vu = model(x, t, False)
-            v = vu + guidance * (v - vu)
-        if sampler == "euler" or s_next == 0.0:
-            x = x + (s_next - s) * v.to(x.dtype)
-        else:
-            x0 = x - s * v.to(x.dtype)
-            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-            x = torch.cat([x[:, :, :clean], ((1 - s_next) * x0 + s_next * eps)[:, :, clean:]], dim=2)
-    missing = [k for k in knots if k not in rec]
-    if missing:
-        raise ValueError(f"σ knots {missing} are not on the schedule")
-    return x, [rec[k] for k in knots]
 
 
 def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: int = 4):
