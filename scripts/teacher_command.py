@@ -13,7 +13,8 @@ noisy latents (latent 0 clean, its timestep 0, as in training) three times:
 
 The x0 MSE over latents 1.. (normalized latent units) per condition and σ, and the gaps ``none − true`` and
 ``swapped − true``: a teacher that follows the command loses accuracy without it, most at high σ where the
-noisy latents no longer show the motion; gaps near 0 mean the command is ignored. It also prints how much of
+noisy latents no longer show the motion; gaps near 0 mean the command is ignored. Each flip's gap is also
+printed over just the windows that have that motion (``--min-motion``), where it is not diluted. It also prints how much of
 each of the 12 motions the windows' actions carry (mean |value| per video frame), i.e. what the data teaches.
 
     python scripts/teacher_command.py --teacher weights/stages/teacher_r6 --config configs/tiny/teacher_r6.yaml
@@ -56,12 +57,16 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=6)
     p.add_argument("--first-batch", type=int, default=10_000, help="index of the first data batch")
     p.add_argument("--sigmas", default="0.2,0.5,0.8,0.95,1.0")
+    p.add_argument("--min-motion", type=float, default=0.3,
+                   help="a window has a motion when its pair's mean |value| per video frame is at least this")
     p.add_argument("--json", default=None, help="write the table here")
     args = p.parse_args()
     dit, data = teacher_and_windows(args.teacher, args.config, args.seconds)
     sigmas = [float(s) for s in args.sigmas.split(",")]
     conds = CONDITIONS + tuple(f"flip:{a.split('_')[0]}" for a, _ in PAIRS)
     err = {c: {s: 0.0 for s in sigmas} for c in conds}
+    # flip gaps on the windows that have the motion (mean |pair| >= --min-motion per video frame): undiluted
+    gaps = {c: {s: [] for s in sigmas} for c in conds if c.startswith("flip:")}
     motion = torch.zeros(len(MOTIONS))
     frames = 0
     for i in range(args.batches):
@@ -83,21 +88,34 @@ def main() -> None:
             x[:, :, 0] = x0[:, :, 0]
             t = torch.full((b, f), s * 1000.0)
             t[:, 0] = 0.0
+            per = {}
             for c, (act, R, P) in cmds.items():
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
                     v = dit(x, t, batch.text, batch.text_mask, act, R, P).float()
                 pred = x - s * v
-                err[c][s] += float(((pred - x0)[:, :, 1:] ** 2).mean()) / args.batches
+                per[c] = ((pred - x0)[:, :, 1:] ** 2).mean((1, 2, 3, 4))              # (b,)
+                err[c][s] += float(per[c].mean()) / args.batches
+            for pr in PAIRS:
+                c = f"flip:{pr[0].split('_')[0]}"
+                has = a[:, 1:, [MOTIONS.index(pr[0]), MOTIONS.index(pr[1])]].abs().sum(-1).mean(1) >= args.min_motion
+                gaps[c][s] += (per[c] - per["true"])[has].tolist()
     print("| σ | true | " + " | ".join(f"{c} − true" for c in conds[1:]) + " |")
     print("|---" * (len(conds) + 1) + "|")
     for s in sigmas:
         e = [err[c][s] for c in conds]
         print(f"| {s:g} | {e[0]:.4f} | " + " | ".join(f"{x - e[0]:+.4f}" for x in e[1:]) + " |")
+    print("on the windows with the motion (mean |pair| >= {:g} per frame): flip − true, mean (windows)".format(
+        args.min_motion))
+    for c, d in gaps.items():
+        print(f"  {c:14s} " + " | ".join(f"σ {s:g}: {np.mean(v) if v else float('nan'):+.4f} ({len(v)})"
+                                       for s, v in d.items()))
     per = (motion / max(frames, 1)).tolist()
     print("mean |action| per video frame: " + ", ".join(f"{m} {x:.3f}" for m, x in zip(MOTIONS, per)))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"x0_mse": {c: {str(s): v for s, v in d.items()} for c, d in err.items()},
+                       "flip_gap_on_windows_with_motion": {c: {str(s): (float(np.mean(v)) if v else None)
+                                                               for s, v in d.items()} for c, d in gaps.items()},
                        "mean_abs_action": dict(zip(MOTIONS, per))}, fh, indent=1)
 
 
