@@ -89,3 +89,43 @@ def test_a_conditioned_dit_shows_a_gap():
     out = action_sensitivity(_dit(True), [_batch(seed=1), _batch(seed=2)], sigmas=(0.5, 0.9))
     assert abs(out["mirror_gap"]) > 1e-3 and abs(out["static_gap"]) > 1e-3
     assert out["mirror_gap"] == pytest.approx(out["loss_mirror"] / out["loss_true"] - 1.0)
+
+
+def test_mirroring_one_axis_exchanges_only_its_two_actions():
+    """``mirror:dolly`` swaps dolly in and out and re-integrates the poses; the other actions stay; twice is the
+    identity; an unknown axis is refused."""
+    from relic.training.probe import AXES, axis_actions
+
+    batch = _batch(seed=3)
+    i, j = axis_actions("dolly")
+    assert (ACTION_NAMES[i], ACTION_NAMES[j]) == ("dolly_in", "dolly_out")
+    assert sorted(k for a in AXES for k in axis_actions(a)) == list(range(STATIC))
+    m = counterfactual(batch, "mirror:dolly")
+    torch.testing.assert_close(m.actions[..., [i, j]], batch.actions[..., [j, i]])
+    rest = [k for k in range(13) if k not in (i, j)]
+    torch.testing.assert_close(m.actions[..., rest], batch.actions[..., rest])
+    poses = [integrate(x.double().numpy(), 1.0) for x in m.actions]
+    R, P = latent_poses(torch.tensor(np.stack([r for r, _ in poses]), dtype=torch.float32),
+                        torch.tensor(np.stack([p for _, p in poses]), dtype=torch.float32))
+    torch.testing.assert_close(m.R, R)
+    torch.testing.assert_close(m.P, P)
+    back = counterfactual(m, "mirror:dolly")
+    torch.testing.assert_close(back.actions, batch.actions)
+    with pytest.raises(ValueError, match="unknown axis"):
+        counterfactual(batch, "mirror:jump")
+
+
+def test_per_axis_gaps_only_on_windows_that_move_along_the_axis():
+    """Per-axis gaps are 0 for zero-initialized encoders, non-zero for live ones, and computed only over the
+    windows with that motion (a batch without roll has no roll gap)."""
+    from relic.training.probe import axis_actions, axis_motion
+
+    batches = [_batch(seed=1), _batch(seed=2)]
+    for b in batches:
+        b.actions[..., list(axis_actions("roll"))] = 0.0
+    out0 = action_sensitivity(_dit(False), batches, sigmas=(0.9,), min_motion=0.1)
+    assert out0["windows/roll"] == 0 and "mirror_gap/roll" not in out0
+    n = sum(int((axis_motion(b, "pan") >= 0.1).sum()) for b in batches)
+    assert out0["windows/pan"] == n > 0 and out0["mirror_gap/pan"] == 0.0
+    out1 = action_sensitivity(_dit(True), batches, sigmas=(0.9,), min_motion=0.1)
+    assert abs(out1["mirror_gap/pan"]) > 1e-4
