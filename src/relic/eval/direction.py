@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from relic.camera.actions import ACTION_NAMES, STATIC, signed_motion
+from relic.camera.actions import ACTION_NAMES, OPPOSITE, STATIC, signed_motion
 from relic.camera.geometry import rotation_to_ypr
 
 #: action name -> ("translation" | "rotation", axis index, sign). Translation axes are camera x, y, z;
@@ -41,11 +41,10 @@ MOTIONS: tuple[str, ...] = ACTION_NAMES[:STATIC]
 
 
 def opposite(motion: str) -> str:
-    """The motion along the same axis the other way (``dolly_in`` -> ``dolly_out``, ``roll_cw`` -> ``roll_ccw``)."""
+    """The motion along the same axis the other way (``dolly_in`` -> ``dolly_out``): :data:`relic.camera.OPPOSITE`."""
     if motion not in MOTION_AXES:
         raise ValueError(f"unknown motion {motion!r}; expected one of {', '.join(MOTIONS)}")
-    kind, axis, sign = MOTION_AXES[motion]
-    return next(m for m, (k, a, s) in MOTION_AXES.items() if (k, a, s) == (kind, axis, -sign))
+    return ACTION_NAMES[OPPOSITE[ACTION_NAMES.index(motion)]]
 
 
 @dataclass

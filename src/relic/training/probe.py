@@ -8,7 +8,8 @@ under each counterfactual, with the same noise and noise levels. 0 means the con
 zero-initialized encoders of a fresh model); the teacher of a controllable model shows a clearly positive
 ``mirror`` gap. The gap of all motions mirrored at once is dominated by the commonest (pans), so the probe also
 mirrors each axis alone (``mirror:dolly``, … :data:`AXES`) on just the windows that move along it: round 6's
-teacher read pans, trucks and tilts and ignored dolly and roll entirely, which the joint gap did not show. It is a statement about the training batches, not about held-out scenes — ``relic eval``'s
+teacher read pans, trucks and tilts and ignored dolly and roll entirely, which the joint gap did not show.
+It is a statement about the training batches, not about held-out scenes — ``relic eval``'s
 action suite measures that on generated video.
 """
 
