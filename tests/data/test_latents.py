@@ -201,3 +201,42 @@ def test_old_cache_format_is_a_clear_error_and_is_re_encoded(clip_root, vae_dir,
     assert len(str(e.value).splitlines()) == 1
     with pytest.raises(UserError, match="out of date"):
         ClipDataset(list_clips(clip_root)[:1], DatasetConfig(seconds=0.3, latents=str(old)))
+
+
+def test_extra_sources_mix_in_with_their_own_latent_cache(clip_root, cache, tmp_path):
+    """data.extra: a second (clips, latents) source is drawn from through its own cache. The extra clip is named
+    ``other_001`` and only the extra cache holds that name, so reading the main cache for it would fail; its
+    samples must equal the main dataset's samples of the same clip (clip_001) at the same start and pivot."""
+    import dataclasses
+    import shutil
+
+    from relic.training.batches import LatentDataConfig, LatentSamples, MixedDataset
+
+    clips2, cache2 = tmp_path / "clips2", tmp_path / "cache2"
+    clips2.mkdir()
+    cache2.mkdir()
+    (clips2 / "other_001").symlink_to(clip_root / "clip_001")
+    shutil.copy(cache / "clip_001.safetensors", cache2 / "other_001.safetensors")
+    base = LatentDataConfig(clips=str(clip_root), latents=str(cache), seconds=2.0, palindrome_rate=0.5)
+    single = LatentSamples(base, None).dataset(2.0)
+    mixed = LatentSamples(dataclasses.replace(base, extra=[{"clips": str(clips2), "latents": str(cache2)}]),
+                          None).dataset(2.0)
+    assert isinstance(mixed, MixedDataset) and len(mixed) == len(single) + len(mixed.parts[1])
+    for epoch in (0, 3):
+        single.set_epoch(epoch)
+        mixed.set_epoch(epoch)
+        for g in range(len(single)):                 # the main source keeps its own draws, bit for bit
+            a, b = single[g], mixed[g]
+            assert a["clip"] == b["clip"] and torch.equal(a["latents"], b["latents"])
+            assert torch.equal(a["frame_index"], b["frame_index"])
+        ci = [c.name for c in single.clips].index("clip_001")
+        for g in range(len(single), len(mixed)):
+            s = mixed[g]
+            ref = single.sample(ci, int(s["frame_index"][0]), s["pivot"])
+            assert s["clip"] == "other_001" and torch.equal(s["frame_index"], ref["frame_index"])
+            assert torch.equal(s["latents"], ref["latents"]) and torch.equal(s["actions"], ref["actions"])
+    with pytest.raises(UserError, match=r"data.extra\[0\]"):
+        LatentSamples(dataclasses.replace(base, extra=[{"clips": str(clips2)}]), None)
+    with pytest.raises(UserError, match="latent cache not found"):
+        LatentSamples(dataclasses.replace(base, extra=[{"clips": str(clips2), "latents": str(tmp_path / "no")}]),
+                      None)

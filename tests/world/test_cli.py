@@ -26,6 +26,14 @@ def test_render_resume_view_stats(tmp_path, capsys):
     assert (out / "clip_000000" / "meta.json").stat().st_mtime_ns == m0      # skipped, not rewritten
     assert (out / "clip_000001" / "cameras.json").read_bytes() == cam
 
+    # an operator preset plus an override is recorded in every clip's meta.json
+    rolled = tmp_path / "rolled"
+    assert main(["world", "render", "--out", str(rolled), "--clips", "1", "--seconds", "1", "--size", "32x16",
+                 "--workers", "1", "--seed", "3", "--operator-preset", "roll", "--operator", "roll_prob=0.9",
+                 "--operator", "roll_speed=[8, 30]"]) == 0
+    op = json.loads((rolled / "clip_000000" / "meta.json").read_text())["generator"]["operator"]
+    assert op["roll_prob"] == 0.9 and op["roll_speed"] == [8.0, 30.0] and op["max_roll"] == 60.0
+
     img = tmp_path / "v.png"
     assert main(["world", "view", "--seed", "4", "--out", str(img), "--size", "64x32"]) == 0
     a = np.asarray(Image.open(img))
@@ -46,6 +54,11 @@ def test_render_resume_view_stats(tmp_path, capsys):
     (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--size", "abc"], "size"),
     (["world", "render", "--out", "X", "--clips", "0", "--seconds", "1"], "--clips"),
     (["world", "render", "--out", "X", "--clips", "1", "--seconds", "-1"], "--seconds"),
+    (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--operator-preset", "drone"], "roll"),
+    (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--operator", "bogus=1"], "bogus"),
+    (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--operator", "roll_prob=2"], "roll_prob"),
+    (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--operator", "roll_speed=3"], "pair"),
+    (["world", "render", "--out", "X", "--clips", "1", "--seconds", "1", "--operator", "max_roll=x"], "number"),
     (["world", "view", "--seed", "1", "--out", "X.png", "--pose", "1,2"], "--pose"),
     (["world", "view", "--seed", "1", "--out", "X.gif"], ".png"),
     (["world", "stats", "/nonexistent/dir", "--out", "X.png"], "not a directory"),

@@ -98,3 +98,35 @@ def test_revisit_moves_return_to_the_start_pose(kind):
         assert moved > 0.3 or turned > 45
         return
     pytest.fail(f"no feasible {kind} in 10 scenes")
+
+
+def _roll_rate(cfg: OperatorConfig, seeds=range(4), frames: int = 240) -> np.ndarray:
+    """|roll| per frame (degrees) in the camera frame, as the annotation gives it, over a few paths."""
+    out = []
+    for seed in seeds:
+        path = Operator(make_scene(seed), np.random.default_rng(seed), FPS, cfg).fly(frames)
+        traj = states_to_trajectory(path.states, FPS, 64, 64)
+        a, _ = annotate(traj.R, traj.P, STATS_ANNOTATE)
+        out.append(np.abs(a[:, ACTION_INDEX["roll_cw"]] - a[:, ACTION_INDEX["roll_ccw"]]))
+    return np.concatenate(out)
+
+
+def test_roll_preset_rolls_often_and_fast_like_the_keys():
+    """The ``roll`` operator rolls about twice as much as the default one (whose camera-frame roll is mostly the
+    share of a pan made while tilted), within its speed limit plus that share."""
+    from relic.world.operator import OPERATOR_PRESETS
+
+    default, roll = _roll_rate(OPERATOR_PRESETS["default"]), _roll_rate(OPERATOR_PRESETS["roll"])
+    assert (roll > 1.0).mean() > 1.6 * (default > 1.0).mean() and roll.mean() > 1.6 * default.mean()
+    assert roll.max() * FPS <= OPERATOR_PRESETS["roll"].roll_speed[1] + 60    # + the roll a tilted pan carries
+    for cfg in OPERATOR_PRESETS.values():
+        assert cfg.check() is cfg
+
+
+@pytest.mark.parametrize("field,value", [("roll_prob", 1.5), ("roll_speed", (5.0, 1.0)), ("max_roll", 0.0),
+                                         ("pan_speed", (15.0, 500.0))])
+def test_operator_check_names_the_bad_field(field, value):
+    import dataclasses
+
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(OperatorConfig(), **{field: value}).check()

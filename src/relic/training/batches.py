@@ -15,6 +15,8 @@ pure function of the step and exact resume needs no iterator state.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,9 @@ class LatentDataConfig:
     batch_size: int = 1
     segments: str | None = None             # `relic data filter --json` verdicts (clean segments), optional
     seed: int = 0
+    # further datasets mixed in, each {clips: DIR, latents: DIR, segments: JSON or null}; a sample is drawn from
+    # the union of every source's windows (each source counts as many samples per epoch as it has windows)
+    extra: list = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +61,41 @@ class LatentBatch:
                            self.text, self.text_mask, self.captions)
 
 
+def _source(clips_dir: str, latents: str, segments: str | None, name: str) -> tuple[list, str, dict | None]:
+    """One data source -> (clips, latent cache directory, clean segments or None); UserError when missing."""
+    from relic.data.clips import list_clips
+
+    clips = list_clips(clips_dir)
+    if not clips:
+        raise UserError(f"{name}: no complete clips found", source=clips_dir)
+    if not Path(latents).is_dir():
+        raise UserError(f"{name}: latent cache not found (run `relic data encode`)", source=latents)
+    if segments:
+        from relic.data.dataset import load_segments
+        return clips, latents, load_segments(segments)
+    return clips, latents, None
+
+
+class MixedDataset(torch.utils.data.Dataset):
+    """Several :class:`relic.data.dataset.ClipDataset` as one: item ``g`` is item ``g − offset`` of the part whose
+    range holds it, and :meth:`set_epoch` reaches every part. Shapes are each part's (same seconds, latents)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self._ends = list(itertools.accumulate(len(p) for p in parts))
+
+    def __len__(self) -> int:
+        return self._ends[-1]
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __getitem__(self, g: int) -> dict:
+        k = bisect.bisect_right(self._ends, g)
+        return self.parts[k][g - (self._ends[k - 1] if k else 0)]
+
+
 def latent_poses(R: torch.Tensor, P: torch.Tensor, temporal_factor: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-video-frame poses (b F 3 3), (b F 3) -> per-latent poses (frames 0, 4, 8, ...)."""
     return R[:, ::temporal_factor], P[:, ::temporal_factor]
@@ -65,19 +105,18 @@ class LatentSamples:
     """Deterministic batches from a latent cache with a short-to-long curriculum of sample durations."""
 
     def __init__(self, cfg: LatentDataConfig, text_encoder):
-        from relic.data.clips import list_clips
-
         self.cfg = cfg
         self.text_encoder = text_encoder
-        self.clips = list_clips(cfg.clips)
-        if not self.clips:
-            raise UserError("no complete clips found", source=cfg.clips)
-        if not Path(cfg.latents).is_dir():
-            raise UserError("latent cache not found (run `relic data encode`)", source=cfg.latents)
-        self.segments = None
-        if cfg.segments:
-            from relic.data.dataset import load_segments
-            self.segments = load_segments(cfg.segments)
+        # (clips, latent cache, segments) per source: the main dataset first, then data.extra
+        self.sources = [_source(cfg.clips, cfg.latents, cfg.segments, "data")]
+        for i, extra in enumerate(cfg.extra):
+            if not (isinstance(extra, dict) and {"clips", "latents"} <= set(extra)
+                    and set(extra) <= {"clips", "latents", "segments"}):
+                raise UserError(f"data.extra[{i}] must be {{clips: DIR, latents: DIR, segments: JSON}}, "
+                                f"got {extra!r}")
+            self.sources.append(_source(extra["clips"], extra["latents"], extra.get("segments"),
+                                        f"data.extra[{i}]"))
+        self.clips = [c for clips, _, _ in self.sources for c in clips]
         self._datasets: dict[float, object] = {}
         for pair in cfg.curriculum:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
@@ -94,9 +133,10 @@ class LatentSamples:
         if seconds not in self._datasets:
             from relic.data.dataset import ClipDataset, DatasetConfig
 
-            dcfg = DatasetConfig(seconds=seconds, palindrome_rate=self.cfg.palindrome_rate, seed=self.cfg.seed,
-                                 latents=self.cfg.latents)
-            self._datasets[seconds] = ClipDataset(self.clips, dcfg, self.segments)
+            parts = [ClipDataset(clips, DatasetConfig(seconds=seconds, palindrome_rate=self.cfg.palindrome_rate,
+                                                      seed=self.cfg.seed + 1000003 * k, latents=latents), segments)
+                     for k, (clips, latents, segments) in enumerate(self.sources)]
+            self._datasets[seconds] = parts[0] if len(parts) == 1 else MixedDataset(parts)
         return self._datasets[seconds]
 
     def batch(self, step: int, micro: int, accum: int) -> LatentBatch:

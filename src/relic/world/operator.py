@@ -89,6 +89,32 @@ class OperatorConfig:
     max_angular_accel: float = 600.0
     min_turn_back: float = 30.0
 
+    def check(self) -> "OperatorConfig":
+        """Raise ValueError naming the first field out of range; returns self."""
+        for name in ("speed", "pedestal_speed", "pan_speed", "tilt_speed", "roll_speed", "segment_seconds"):
+            lo, hi = getattr(self, name)
+            if not (0 <= lo <= hi):
+                raise ValueError(f"{name} must be (min, max) with 0 <= min <= max, got {getattr(self, name)}")
+        for name in ("roll_prob", "revisit_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("clearance", "ramp_seconds", "max_pitch", "max_roll", "fov_deg", "max_speed",
+                     "max_angular_speed", "max_accel", "max_angular_accel"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.roll_speed[1] > self.max_angular_speed or self.pan_speed[1] > self.max_angular_speed:
+            raise ValueError(f"roll_speed and pan_speed must stay below max_angular_speed {self.max_angular_speed}")
+        return self
+
+
+#: Named operators for ``relic world render --operator-preset``. ``roll``: a roll in 40 % of the segments, up to
+#: 40 °/s and ±45° (the default operator rolls in 6 %, at ≤ 10 °/s and ±12°, while the keyboard's Z/X and the
+#: actions suite command 2° per frame = 32 °/s): a supplement that lets a teacher learn to read the roll command.
+OPERATOR_PRESETS: dict[str, OperatorConfig] = {
+    "default": OperatorConfig(),
+    "roll": OperatorConfig(roll_prob=0.5, roll_speed=(8.0, 40.0), max_roll=60.0),
+}
+
 
 @dataclass
 class Revisit:

@@ -142,16 +142,18 @@ def clip_seed(dataset_seed: int, index: int) -> int:
 
 
 def _work(job: tuple) -> str:
-    out, index, seed, seconds, size, fps, depth = job
+    out, index, seed, seconds, size, fps, depth, operator = job
     d = Path(out) / f"clip_{index:06d}"
     if not is_complete(d):
-        write_clip(d, seed=seed, seconds=seconds, size=size, fps=fps, depth=depth)
+        write_clip(d, seed=seed, seconds=seconds, size=size, fps=fps, depth=depth, operator=operator)
     return d.name
 
 
 def render_dataset(out: str | Path, clips: int, seconds: float, size=128, fps: float = 16.0, seed: int = 0,
-                   workers: int = 1, depth: bool = False, progress: bool = True) -> list[Path]:
-    """Render clips ``clip_000000 …`` under ``out``; complete ones are skipped, stale temp dirs removed."""
+                   workers: int = 1, depth: bool = False, progress: bool = True,
+                   operator: OperatorConfig = OperatorConfig()) -> list[Path]:
+    """Render clips ``clip_000000 …`` under ``out``; complete ones are skipped, stale temp dirs removed.
+    Every clip is flown by ``operator`` (recorded in its meta.json under ``generator.operator``)."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -159,7 +161,7 @@ def render_dataset(out: str | Path, clips: int, seconds: float, size=128, fps: f
     for stale in out.glob(".clip_*.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     size = parse_size(size)
-    jobs = [(str(out), k, clip_seed(seed, k), seconds, size, fps, depth) for k in range(clips)
+    jobs = [(str(out), k, clip_seed(seed, k), seconds, size, fps, depth, operator) for k in range(clips)
             if not is_complete(out / f"clip_{k:06d}")]
     bar = tqdm(total=clips, initial=clips - len(jobs), unit="clip", disable=not progress, desc="world render")
     if workers <= 1 or len(jobs) <= 1:
