@@ -172,6 +172,48 @@ def test_teacher_init_applies_model_dit_overrides(tmp_path):
         init_dit(str(tmp_path / "init"), {"ffn_dim": 96})
 
 
+def test_deeper_init_is_the_checkpoints_function_and_trains(tmp_path):
+    """model.dit.num_layers = 2x the checkpoint's: block expansion gives exactly the checkpoint's output (every
+    conditioning path awake: actions with coordinate offsets, poses, text), the copies' zeroed output layers get
+    gradients, and a depth that is not a multiple is one clear error."""
+    import torch
+
+    from relic.config import DiTConfig
+    from relic.errors import UserError
+    from relic.models.dit import DiT
+    from relic.training.teacher import init_dit
+
+    torch.manual_seed(0)
+    src = DiT(DiTConfig(dim=32, ffn_dim=64, text_dim=16, num_heads=2, num_layers=2, freq_dim=32,
+                        action_hidden=16, pose_hidden=16, action_coords=True))
+    for p in src.parameters():                      # wake the zero-initialized encoders
+        if p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    src.save_pretrained(tmp_path / "init")
+    src = DiT.from_pretrained(tmp_path / "init").eval()
+    deep = init_dit(str(tmp_path / "init"), {"num_layers": 4}).eval()
+    assert len(deep.blocks) == 4 and deep.cfg.num_layers == 4
+    assert torch.equal(deep.state_dict()["blocks.2.self_attn.q.weight"], src.state_dict()["blocks.1.self_attn.q.weight"])
+    b, f, h, w = 2, 3, 4, 6
+    x = torch.randn(b, 16, f, h, w)
+    t = torch.tensor([[0.0, 700.0, 700.0], [0.0, 300.0, 300.0]])
+    text, mask = torch.randn(b, 5, 16), torch.ones(b, 5, dtype=torch.bool)
+    actions = torch.rand(b, 1 + 4 * (f - 1), 13)
+    R = torch.linalg.qr(torch.randn(b, f, 3, 3))[0]
+    P = torch.randn(b, f, 3)
+    with torch.no_grad():
+        ref = src(x, t, text, mask, actions, R, P)
+        out = deep(x, t, text, mask, actions, R, P)
+    assert ref.abs().mean() > 0 and torch.equal(out, ref)
+    deep.train()
+    deep(x, t, text, mask, actions, R, P).square().mean().backward()
+    for name in ("blocks.1.self_attn.o.weight", "blocks.3.ffn.2.weight", "action_encoder.proj.1.weight",
+                 "action_encoder.coord_proj.3.weight"):
+        assert dict(deep.named_parameters())[name].grad.abs().sum() > 0, name
+    with pytest.raises(UserError, match="multiple"):
+        init_dit(str(tmp_path / "init"), {"num_layers": 3})
+
+
 def test_old_ode_pairs_are_refused_and_regenerated(tmp_path):
     """Pairs of format 1 were sampled from the clip's video latent: reading one is a one-line error, and
     `relic train ode-pairs` does not count it as done."""

@@ -382,3 +382,39 @@ def dit_config_from_json(cfg: dict, source: str = "config.json"):
             cross_attn_norm=cfg.get("cross_attn_norm", True), eps=cfg.get("eps", 1e-6))
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
     return config_from_dict(DiTConfig, public, source)
+
+
+# Per-block output projections: zeroing them makes a block (and its action offset) exactly the identity.
+_BLOCK_OUTPUTS = ("self_attn.o.", "cross_attn.o.", "ffn.2.")
+_PER_BLOCK = (r"blocks\.(\d+)\.(.*)", r"action_encoder\.proj\.(\d+)\.(.*)", r"action_encoder\.coord_proj\.(\d+)\.(.*)",
+              r"pose_encoder\.proj\.(\d+)\.(.*)")
+
+
+def grow_depth(sd: Mapping[str, torch.Tensor], old_layers: int, new_layers: int) -> StateDict:
+    """A DiT state dict of ``old_layers`` blocks -> one of ``new_layers`` = m · old_layers whose forward is the old
+    one exactly (block expansion, as LLaMA Pro grows a trained network).
+
+    Block i becomes block m·i, followed by m − 1 copies of it whose attention and FFN output projections and
+    action offsets (``action_encoder.proj`` / ``coord_proj``) are zero, so each copy adds exactly nothing to the
+    residual stream until training moves those weights; their other weights (and the pose encoder's Q/K
+    projections for them) start as the original block's, so the gradients into the zeroed outputs are not zero.
+    Every per-block tensor is renumbered; everything else is kept as is.
+    """
+    if old_layers < 1 or new_layers % old_layers:
+        raise ValueError(f"can only grow {old_layers} blocks to a multiple of them, not {new_layers}")
+    m = new_layers // old_layers
+    out: StateDict = {}
+    for key, t in sd.items():
+        match = next((mm for mm in (re.fullmatch(p, key) for p in _PER_BLOCK) if mm), None)
+        if match is None:
+            out[key] = t
+            continue
+        i, rest = int(match.group(1)), match.group(2)
+        prefix = key[:match.start(1)]
+        for j in range(m):
+            copy = t.clone()
+            if j and (prefix.startswith("action_encoder.") or
+                      (prefix == "blocks." and rest.startswith(_BLOCK_OUTPUTS))):
+                copy.zero_()
+            out[f"{prefix}{m * i + j}.{rest}"] = copy
+    return out

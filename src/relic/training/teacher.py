@@ -229,7 +229,9 @@ def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: i
 def init_dit(init: str, dit_overrides: dict | None):
     """Load the DiT to start from (RELIC, original Wan or diffusers format), then apply the stage's
     ``model.dit`` overrides (e.g. ``rope_scaling: ntk`` for the 20 s horizon) on top of the checkpoint's own
-    config. Overrides that change a weight's shape are refused with one error naming them."""
+    config. Overrides that change a weight's shape are refused with one error naming them, except
+    ``num_layers`` = a multiple of the checkpoint's: the network is deepened by block expansion
+    (:func:`relic.models.weights.grow_depth`), which computes exactly the checkpoint's function at step 0."""
     import dataclasses
 
     from relic.config import DiTConfig, config_from_dict, config_to_dict
@@ -243,6 +245,13 @@ def init_dit(init: str, dit_overrides: dict | None):
         return dit
     new = DiT(cfg)
     theirs, ours = dit.state_dict(), new.state_dict()
+    if cfg.num_layers != dit.cfg.num_layers:        # deeper: block expansion, the same function at step 0
+        from relic.models.weights import grow_depth
+
+        try:
+            theirs = grow_depth(theirs, dit.cfg.num_layers, cfg.num_layers)
+        except ValueError as e:
+            raise UserError(f"model.dit.num_layers: {e}", source=str(init)) from None
     bad = sorted(k for k in ours if k in theirs and theirs[k].shape != ours[k].shape)
     if bad:
         changed = sorted(f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(dit.cfg, f.name))
