@@ -113,8 +113,11 @@ def test_teacher_gate_quick_on_random_weights(tmp_path):
     assert "teacher_strip.png" in rep["plots"] and "_strip" not in rep["teacher"]
     from PIL import Image
     assert Image.open(tmp_path / "out" / "teacher_strip.png").size[0] == 5 * 224 + 4 * 2
+    assert "direction_strip.png" in rep["plots"] and "_strip" not in rep["teacher"]["directions"]
+    assert Image.open(tmp_path / "out" / "direction_strip.png").size == (5 * 224 + 4 * 2, 2 * 128 + 2)
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Teacher gate" in md and "saturation ratio" in md and "teacher_strip.png" in md
+    assert "direction_strip.png" in md
     assert "re-noising" in md and "student − teacher (dB)" in md
     assert "### Directions" in md and "| dolly_in | " in md and "| teacher (dB) | student (dB) |" in md
 
@@ -162,3 +165,18 @@ def test_contrast_db_is_zero_for_the_start_frame_and_positive_for_the_own_motion
     assert sorted(opposite(m) for m in MOTIONS) == sorted(MOTIONS) and all(opposite(opposite(m)) == m for m in MOTIONS)
     with pytest.raises(ValueError, match="unknown motion"):
         opposite("jump")
+
+
+def test_direction_strip_puts_each_frame_in_its_column():
+    """Rows are motions, columns start | ground truth | teacher | student | opposite's ground truth, in that order."""
+    from relic.eval.suites.teacher import direction_strip
+
+    def tile(v):
+        return np.full((20, 30, 3), v, np.uint8)
+
+    img = direction_strip([("7:dolly_in", [tile(10 * k + 1) for k in range(5)]),
+                           ("7:dolly_out", [tile(10 * k + 100) for k in range(5)])])
+    assert img.shape == (2 * 20 + 2, 5 * 30 + 4 * 2, 3)
+    for r, base in ((0, 1), (1, 100)):
+        for k in range(5):
+            assert img[r * 22 + 15, k * 32 + 25, 0] == base + 10 * k, (r, k)     # below the label

@@ -19,6 +19,8 @@
 * ``stability_strips.png`` — the start frame and the last frame of every segment of each model's stream;
 * ``teacher_strip.png`` — the teacher gate: per scene ground truth | teacher | student | VAE round trip | frozen
   start frame, at the start and at each gate time;
+* ``direction_strip.png`` — the gate's directions check in its first scene: per motion, the start frame and the
+  last frames of the ground truth, the teacher, the student and the opposite motion's ground truth;
 * ``videos/*.mp4`` — ground truth | generated, side by side (:mod:`relic.video`).
 """
 
@@ -323,6 +325,19 @@ def save_teacher_strip(teacher: dict, out: Path) -> Path:
     return path
 
 
+def save_direction_strip(teacher: dict, out: Path) -> Path | None:
+    """The directions check's strip (:func:`relic.eval.suites.teacher.direction_strip`) as a PNG, if any."""
+    from PIL import Image
+
+    img = (teacher.get("directions") or {}).get("_strip")
+    if img is None or img.shape[0] < 2:
+        return None
+    path = out / "direction_strip.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG", optimize=True)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ videos
 def write_videos(report: dict, out: Path, fps: int, per_model: int = 2) -> list[Path]:
     """Ground truth | generated side-by-side mp4s: per model its first ``per_model`` stored clips (actions /
@@ -593,6 +608,8 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
     if "teacher" in report:
         _md_teacher(report["teacher"], lines)
         img("teacher_strip.png", "ground truth | teacher | student | VAE round trip | frozen")
+        img("direction_strip.png", "per motion, last frame: start | ground truth | teacher | student | "
+                                   "the opposite motion's ground truth")
     if videos:
         lines += ["## Sample videos (ground truth | generated)", ""]
         lines += [f"* [{v.name}]({v.relative_to(out).as_posix()})" for v in videos]
@@ -625,6 +642,9 @@ def write_report(report: dict, out_dir: str | Path, videos: bool = True) -> list
         plots.append(plot_stability_strips(report["stability"], out))
     if report.get("teacher", {}).get("summary", {}).get("n_scenes"):
         plots.append(save_teacher_strip(report["teacher"], out))
+        strip_path = save_direction_strip(report["teacher"], out)
+        if strip_path is not None:
+            plots.append(strip_path)
     vids = write_videos(report, out, report["models"][0]["fps"]) if videos else []
     data = _json_safe(report)
     data["plots"] = [p.name for p in plots]

@@ -212,6 +212,23 @@ def direction_scripts(frames: int = 25, rot_deg: float = 2.0, quick: bool = Fals
             if base_motion(n) is not None and (quick or g == 1.0)]
 
 
+def direction_strip(shown: list[tuple[str, list[np.ndarray]]]) -> np.ndarray:
+    """uint8 image: one row per motion of one scene (``"seed:motion"``, [start, ground truth, teacher, student,
+    the opposite motion's ground truth], each (h w 3) uint8: the clip's last frame but the start). A teacher
+    that follows the command looks like the second column, not the fifth; one that ignores it, like the first."""
+    gap = 2
+    names = ["start", "ground truth", "teacher", "student", "opposite's gt"]
+    rows = []
+    for label, tiles in shown:
+        row = []
+        for k, (name, img) in enumerate(zip(names, tiles)):
+            row.append(_label(img, f"{label.split(':')[1]}: {name}" if k == 0 else name))
+            row.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
+        rows.append(np.concatenate(row[:-1], axis=1))
+        rows.append(np.full((gap, rows[-1].shape[1], 3), 255, np.uint8))
+    return np.concatenate(rows[:-1]) if rows else np.zeros((1, 1, 3), np.uint8)
+
+
 def contrast_db(video: np.ndarray, own: np.ndarray, other: np.ndarray) -> float:
     """How much closer the last frame of ``video`` is to ``own``'s than to ``other``'s (PSNR, dB), beyond what
     the start frame ``own[0]`` scores: [PSNR(v, own) − PSNR(v, other)] − [PSNR(own₀, own) − PSNR(own₀, other)]
@@ -236,6 +253,7 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
 
     cache = ClipCache() if cache is None else cache
     rows: dict[str, list[dict]] = {"teacher": [], "student": [], "ground_truth": []}
+    shown: list[tuple[str, list[np.ndarray]]] = []       # the first scene's last frames, one row per motion
     for seed in seeds[:1] if quick else seeds:
         for name, actions, gamma in direction_scripts(frames, rot_deg, quick):
             clip = cache.get(session, world, seed, name, actions, gamma)     # the student's (and the ground truth)
@@ -249,6 +267,10 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
             flip[:, [i, j]] = flip[:, [j, i]]
             flip[:, :12] *= gamma
             other = world.render(*integrate(flip, world.cfg.speed_m, 1.0, clip.R[0], clip.P[0]))
+            if not shown or shown[0][0].split(":")[0] == str(seed):
+                n = len(clip.gt) - 1
+                shown.append((f"{seed}:{motion}", [clip.gt[0], clip.gt[n], gen[min(n, len(gen) - 1)],
+                                                   clip.frames[min(n, len(clip.frames) - 1)], other[n]]))
             for who, video in (("teacher", gen), ("student", clip.frames), ("ground_truth", clip.gt)):
                 video = video[:len(clip.gt)]
                 row, _ = score_script(name, actions, gamma, clip.R, clip.P, video, world.K)
@@ -259,7 +281,7 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
             f"{sum(r['direction_match'] is True for r in rows['teacher'])}, student "
             f"{sum(r['direction_match'] is True for r in rows['student'])}, ground truth "
             f"{sum(r['direction_match'] is True for r in rows['ground_truth'])} of {len(rows['teacher'])} so far")
-    out = {}
+    out = {"_strip": direction_strip(shown)}
     for who, rs in rows.items():
         acc = direction_accuracy([(base_motion(r["script"]), r["direction_match"]) for r in rs])
         out[who] = {"direction_accuracy": acc, "motions_at_90": sum(d["accuracy"] >= 0.9 for d in acc.values()),
@@ -272,4 +294,4 @@ def directions(session, world: World, teacher, seeds: list[int], quick: bool = F
 
 
 __all__ = ["TIMES_S", "SECONDS", "gate_script", "frame_indices", "scene_row", "summarize", "strip", "run",
-           "direction_scripts", "directions", "contrast_db"]
+           "direction_scripts", "directions", "direction_strip", "contrast_db"]
