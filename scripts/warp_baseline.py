@@ -1,0 +1,89 @@
+"""The trivial baseline per motion axis: how much does moving the start latent the commanded way buy?
+
+For ``--batches`` batches of a teacher stage's windows (its YAML; ``--seconds`` long), on the windows that move
+along each axis (mean |action| ≥ ``--min-motion``): the RMS error of the last latent against the start latent
+(frozen), against the start latent warped the better way (zoom in or out for dolly, horizontal shift for pan
+and truck, rotation for roll; the direction and amount that fit the window best, with hindsight: an upper bound
+for warping alone), and warped the opposite way (its best amount). The difference between the two is what
+knowing the motion's direction is worth to a model that can only move the start frame.
+
+    python scripts/warp_baseline.py --config configs/tiny/teacher_r6.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+import torch.nn.functional as F
+
+from relic.training.probe import axis_motion
+
+SPEC = {"dolly": ("zoom", (1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)),
+        "pan": ("shift", (0.5, 1, 2, 3, 4, 6, 8, 10)),
+        "truck": ("shift", (0.5, 1, 2, 3, 4, 6, 8)),
+        "roll": ("rotate", (2, 4, 8, 12, 20, 30))}
+
+
+def warp(x: torch.Tensor, kind: str, p: float) -> torch.Tensor:
+    """x (n c h w) zoomed by p, shifted by p latent pixels, or rotated by p degrees about the centre."""
+    n, _, h, w = x.shape
+    if kind == "zoom":
+        theta = [[1 / p, 0, 0], [0, 1 / p, 0]]
+    elif kind == "shift":
+        theta = [[1, 0, 2 * p / w], [0, 1, 0]]
+    else:
+        a, ar = math.radians(p), w / h
+        theta = [[math.cos(a), -math.sin(a) / ar, 0], [math.sin(a) * ar, math.cos(a), 0]]
+    grid = F.affine_grid(torch.tensor(theta).expand(n, 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def candidates(kind: str, params) -> list[tuple[float, int]]:
+    """(warp parameter, direction ±1) pairs: zooms in and out, shifts and rotations both ways."""
+    if kind == "zoom":
+        return [(p, 1) for p in params] + [(1 / p, -1) for p in params]
+    return [(s * p, s) for p in params for s in (1, -1)]
+
+
+def main() -> None:
+    from relic.training.batches import LatentSamples
+    from relic.training.teacher import TeacherStageConfig
+    from relic.models.text import build_text_encoder
+    from relic.training.config import load_stage_config, model_config
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--first-batch", type=int, default=10_000)
+    p.add_argument("--min-motion", type=float, default=0.3)
+    args = p.parse_args()
+    cfg = load_stage_config(TeacherStageConfig, args.config, [f"data.seconds={args.seconds}", "data.curriculum=[]",
+                                                              "data.batch_size=4"])
+    mcfg = model_config(cfg.preset, cfg.model)
+    data = LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+    batches = [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
+    print("| axis (windows) | frozen | best warp | best warp the opposite way |")
+    print("|---|---|---|---|")
+    for axis, (kind, params) in SPEC.items():
+        rows = []
+        for b in batches:
+            m = axis_motion(b, axis) >= args.min_motion
+            for x0, xt in zip(b.latents[m, :, 0].float(), b.latents[m, :, -1].float()):
+                err = [(float((warp(x0[None], kind, q) - xt).pow(2).mean().sqrt()), s)
+                       for q, s in candidates(kind, params)]
+                best, sign = min(err)
+                other = min(e for e, s in err if s == -sign)
+                rows.append((float((x0 - xt).pow(2).mean().sqrt()), best, other))
+        if not rows:
+            print(f"| {axis} (0) | – | – | – |")
+            continue
+        f, b_, o = (sum(r[k] for r in rows) / len(rows) for k in range(3))
+        print(f"| {axis} ({len(rows)}) | {f:.3f} | {b_:.3f} ({100 * (b_ / f - 1):+.1f} %) | "
+              f"{o:.3f} ({100 * (o / f - 1):+.1f} %) |")
+
+
+if __name__ == "__main__":
+    main()
