@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 import torch
 
+from relic.runtime.sampling import add_noise, x0_from_velocity
 from relic.training.probe import axis_motion, counterfactual, rows
 from relic.training.teacher import teacher_and_windows
 
@@ -25,12 +26,12 @@ from relic.training.teacher import teacher_and_windows
 def x0_prediction(dit, batch, sigma: float, noise: torch.Tensor) -> torch.Tensor:
     """The teacher's x0 (b c f h w) for the batch noised to ``sigma`` (latent 0 clean), bf16 autocast."""
     x0 = batch.latents
-    xt = torch.cat([x0[:, :, :1], ((1 - sigma) * x0 + sigma * noise)[:, :, 1:]], 2)
+    xt = torch.cat([x0[:, :, :1], add_noise(x0, noise, sigma)[:, :, 1:]], 2)
     t = torch.full(x0.shape[::2][:2], sigma * 1000.0)
     t[:, 0] = 0
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         v = dit(xt, t, batch.text, batch.text_mask, batch.actions, batch.R, batch.P)
-    return xt - sigma * v.float()
+    return x0_from_velocity(xt, v.float(), sigma)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from relic.training.probe import axis_motion
+from relic.training.teacher import stage_windows
 
 SPEC = {"dolly": ("zoom", (1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)),
         "pan": ("shift", (0.5, 1, 2, 3, 4, 6, 8, 10)),
@@ -48,11 +49,6 @@ def candidates(kind: str, params) -> list[tuple[float, int]]:
 
 
 def main() -> None:
-    from relic.training.batches import LatentSamples
-    from relic.training.teacher import TeacherStageConfig
-    from relic.models.text import build_text_encoder
-    from relic.training.config import load_stage_config, model_config
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
     p.add_argument("--seconds", type=float, default=3.0)
@@ -60,10 +56,7 @@ def main() -> None:
     p.add_argument("--first-batch", type=int, default=10_000)
     p.add_argument("--min-motion", type=float, default=0.3)
     args = p.parse_args()
-    cfg = load_stage_config(TeacherStageConfig, args.config, [f"data.seconds={args.seconds}", "data.curriculum=[]",
-                                                              "data.batch_size=4"])
-    mcfg = model_config(cfg.preset, cfg.model)
-    data = LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+    data = stage_windows(args.config, args.seconds)
     batches = [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
     print("| axis (windows) | frozen | best warp | best warp the opposite way |")
     print("|---|---|---|---|")

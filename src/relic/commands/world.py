@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--depth", action="store_true", help="also write depth.npz")
     p.add_argument("--operator-preset", default="default",
-                   help="the simulated camera operator: default or roll (rolls in 40%% of segments, "
-                        "up to 40 deg/s and +-45 deg; docs/world.md)")
+                   help="the simulated camera operator: default or roll (rolls in half the segments, "
+                        "up to 40 deg/s and +-60 deg; docs/world.md)")
     p.add_argument("--operator", action="append", default=[], metavar="KEY=VALUE",
                    help="override one operator field, e.g. roll_prob=0.3 or roll_speed=[8,40]; repeatable")
     p.set_defaults(func=_render)
@@ -72,7 +72,7 @@ def operator_config(preset: str, overrides: list[str]):
     from relic.config import config_from_dict
     from relic.errors import UserError
     from relic.training.config import parse_override
-    from relic.world.operator import OPERATOR_PRESETS
+    from relic.world.operator import OPERATOR_PRESETS, OperatorConfig
 
     if preset not in OPERATOR_PRESETS:
         raise UserError(f"--operator-preset must be one of {', '.join(OPERATOR_PRESETS)}, got {preset!r}")
@@ -89,8 +89,6 @@ def operator_config(preset: str, overrides: list[str]):
             raise UserError(f"--operator {text!r}: {name} must be "
                             + ("a pair [min, max]" if want is tuple else "a number"))
         fields[name] = [float(v) for v in value] if want is tuple else float(value)
-    from relic.world.operator import OperatorConfig
-
     cfg = config_from_dict(OperatorConfig, fields, "--operator")
     try:
         return cfg.check()

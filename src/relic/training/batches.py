@@ -25,6 +25,9 @@ import torch
 from relic.errors import UserError
 
 
+EXTRA_SEED_STRIDE = 1_000_003          # a prime: data.extra sources never share a draw seed with the main one
+
+
 @dataclass
 class LatentDataConfig:
     clips: str = "data/clips"               # clip directories (poses, captions)
@@ -133,8 +136,10 @@ class LatentSamples:
         if seconds not in self._datasets:
             from relic.data.dataset import ClipDataset, DatasetConfig
 
+            # source k draws from seed + k·EXTRA_SEED_STRIDE: the main source (k = 0) keeps its own draws
             parts = [ClipDataset(clips, DatasetConfig(seconds=seconds, palindrome_rate=self.cfg.palindrome_rate,
-                                                      seed=self.cfg.seed + 1000003 * k, latents=latents), segments)
+                                                      seed=self.cfg.seed + EXTRA_SEED_STRIDE * k, latents=latents),
+                                 segments)
                      for k, (clips, latents, segments) in enumerate(self.sources)]
             self._datasets[seconds] = parts[0] if len(parts) == 1 else MixedDataset(parts)
         return self._datasets[seconds]

@@ -209,21 +209,26 @@ def ode_sigma_schedule(knots: list[float], steps: int, shift: float = 1.0) -> li
     return out
 
 
-def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: int = 4):
-    """For diagnostics: the teacher DiT (eval mode) and its stage's training data as fixed-length windows.
+def stage_windows(config: str, seconds: float, batch_size: int = 4) -> LatentSamples:
+    """For diagnostics: a teacher stage's training data as fixed-length windows.
 
     ``config`` is the teacher stage's YAML (or a run's config.json); the curriculum is replaced by ``seconds``.
-    Returns (dit, :class:`LatentSamples`); ``data.batch(i, 0, 1)`` is batch i of ``batch_size`` windows.
+    ``.batch(i, 0, 1)`` of the result is batch i of ``batch_size`` windows.
     """
-    from relic.models.dit import DiT
     from relic.models.text import build_text_encoder
     from relic.training.config import load_stage_config
 
     cfg = load_stage_config(TeacherStageConfig, config, [f"data.seconds={seconds}", "data.curriculum=[]",
                                                          f"data.batch_size={batch_size}"])
     mcfg = model_config(cfg.preset, cfg.model)
-    dit = DiT.from_pretrained(teacher).eval()
-    return dit, LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+    return LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
+
+
+def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: int = 4):
+    """For diagnostics: the teacher DiT (eval mode) and :func:`stage_windows` of its stage's config."""
+    from relic.models.dit import DiT
+
+    return DiT.from_pretrained(teacher).eval(), stage_windows(config, seconds, batch_size)
 
 
 def init_dit(init: str, dit_overrides: dict | None):

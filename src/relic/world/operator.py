@@ -107,8 +107,8 @@ class OperatorConfig:
         return self
 
 
-#: Named operators for ``relic world render --operator-preset``. ``roll``: a roll in 40 % of the segments, up to
-#: 40 °/s and ±45° (the default operator rolls in 6 %, at ≤ 10 °/s and ±12°, while the keyboard's Z/X and the
+#: Named operators for ``relic world render --operator-preset``. ``roll``: a roll in half the segments, up to
+#: 40 °/s and ±60° (the default operator rolls in 6 %, at ≤ 10 °/s and ±12°, while the keyboard's Z/X and the
 #: actions suite command 2° per frame = 32 °/s): a supplement that lets a teacher learn to read the roll command.
 OPERATOR_PRESETS: dict[str, OperatorConfig] = {
     "default": OperatorConfig(),
