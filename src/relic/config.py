@@ -50,6 +50,13 @@ class DiTConfig:
     # same on every token of a frame, and a model with relative (RoPE) positions only learns the uniform
     # motions (pan, tilt, truck, pedestal); see docs/models.md.
     action_coords: bool = False
+    # Per-token camera rays (not in the paper; CameraCtrl's Plücker embedding): each token gets its ray's direction
+    # and moment under its frame's pose relative to the first frame, through zero-initialized per-block hidden and
+    # query/key offsets (relic.models.conditioning.RayEncoder). ray_fov_deg: the horizontal field of view the poses
+    # were rendered with (square pixels); ray_translation_scale multiplies P (units of d̄) in the moment.
+    camera_rays: bool = False
+    ray_fov_deg: float = 90.0
+    ray_translation_scale: float = 0.0625
 
     @property
     def head_dim(self) -> int:

@@ -22,11 +22,12 @@ TOL = 1e-5
 def tiny_dit() -> DiT:
     torch.manual_seed(0)
     cfg = DiTConfig(dim=48, ffn_dim=64, freq_dim=32, text_dim=16, num_heads=4, num_layers=2,
-                    action_hidden=16, pose_hidden=16, action_coords=True)   # per-token offsets: sharded too
+                    action_hidden=16, pose_hidden=16, action_coords=True,   # per-token offsets: sharded too
+                    camera_rays=True)
     model = DiT(cfg)
     with torch.no_grad():                       # the zero-initialized conditioning would hide bugs
         for p in [*model.action_encoder.proj.parameters(), *model.pose_encoder.proj.parameters(),
-                  *model.action_encoder.coord_proj.parameters()]:
+                  *model.action_encoder.coord_proj.parameters(), *model.ray_encoder.proj.parameters()]:
             p.normal_(0, 0.1)
     return model
 

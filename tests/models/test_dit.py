@@ -16,15 +16,20 @@ CFG = DiTConfig(dim=48, ffn_dim=80, freq_dim=64, text_dim=32, num_heads=2, num_l
                 out_channels=4, action_hidden=16, pose_hidden=16)
 
 
-def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True, coords: bool = False) -> DiT:
+def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True, coords: bool = False,
+           rays: bool = False) -> DiT:
     torch.manual_seed(seed)
-    m = DiT(dataclasses.replace(cfg, action_coords=coords)).eval()
+    m = DiT(dataclasses.replace(cfg, action_coords=coords, camera_rays=rays)).eval()
     if live_encoders:  # make the zero-initialized encoder outputs non-zero
         with torch.no_grad():
             for p in [*m.action_encoder.proj.parameters(), *m.pose_encoder.proj.parameters(),
-                      *(m.action_encoder.coord_proj.parameters() if coords else [])]:
+                      *(m.action_encoder.coord_proj.parameters() if coords else []),
+                      *(m.ray_encoder.proj.parameters() if rays else [])]:
                 p.normal_(0, 0.3)
     return m
+
+
+COND = {"plain": {}, "coords": {"coords": True}, "rays": {"rays": True}}
 
 
 def _rand_pose(b: int, f: int, g: torch.Generator):
@@ -40,9 +45,9 @@ def _block_causal_mask(f: int, tokens_per_frame: int, frames_per_block: int) -> 
 # ------------------------------------------------------------------------------------------ streaming
 
 @pytest.mark.parametrize("frames_per_block", [1, 2])
-@pytest.mark.parametrize("coords", [False, True])
-def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_block, coords):
-    m = _model(coords=coords)
+@pytest.mark.parametrize("cond", list(COND))
+def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_block, cond):
+    m = _model(**COND[cond])
     g = torch.Generator().manual_seed(1)
     b, f, H, W = 2, 6, 4, 6
     x = torch.randn(b, 4, f, H, W, generator=g)
@@ -192,16 +197,19 @@ def test_prepared_text_context_equals_raw_text():
         assert (m(x, 300.0, text, mask) - m(x, 300.0, text)).abs().max() > 1e-4
 
 
-def test_bf16_autocast_runs_close_to_fp32():
-    m = _model(seed=12)
+@pytest.mark.parametrize("cond", list(COND))
+def test_bf16_autocast_runs_close_to_fp32(cond):
+    """Training's mixed precision (every conditioning path, poses included: the rays' geometry stays float32)."""
+    m = _model(seed=12, **COND[cond])
     g = torch.Generator().manual_seed(13)
     x = torch.randn(1, 4, 2, 4, 4, generator=g)
     text = torch.randn(1, 3, 32, generator=g)
     actions = torch.rand(1, 5, 13, generator=g)
+    R, P = _rand_pose(1, 2, g)
     with torch.no_grad():
-        ref = m(x, 300.0, text, actions=actions)
+        ref = m(x, 300.0, text, None, actions, R, P)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = m(x, 300.0, text, actions=actions)
+            out = m(x, 300.0, text, None, actions, R, P)
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() / ref.abs().max() < 0.05
 
@@ -284,11 +292,11 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6), k
 
 
-@pytest.mark.parametrize("coords", [False, True])
-def test_command_keep_false_is_exactly_the_forward_without_a_command(coords):
+@pytest.mark.parametrize("cond", list(COND))
+def test_command_keep_false_is_exactly_the_forward_without_a_command(cond):
     """Command dropout's branch: a sample whose command is dropped gets the output of the forward without actions
-    and poses, bitwise; the kept samples get the forward with them."""
-    m = _model(seed=11, coords=coords)
+    and poses (and the rays made from them), bitwise; the kept samples get the forward with them."""
+    m = _model(seed=11, **COND[cond])
     g = torch.Generator().manual_seed(12)
     b, f = 3, 3
     x = torch.randn(b, 4, f, 4, 4, generator=g)
@@ -364,3 +372,81 @@ def test_action_coords_start_as_exactly_the_model_without(tmp_path):
                 p.normal_(0, 0.3)
         assert not torch.allclose(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
     assert not DiT.from_pretrained(tmp_path / "old").cfg.action_coords
+
+
+# ------------------------------------------------------------------------------------------ camera rays
+
+def test_camera_rays_are_the_pluecker_lines_through_the_token_centres():
+    """For random poses (relic's convention, checked with :func:`relic.camera.geometry.project`), every world point
+    on a token's ray projects to that token's centre pixel, and it satisfies (s X) x d = m."""
+    import numpy as np
+
+    from relic.camera.geometry import intrinsics_matrix, project
+    from relic.models.conditioning import camera_rays
+
+    g = torch.Generator().manual_seed(21)
+    b, f, h, w, scale = 2, 3, 4, 7, 0.25
+    R = torch.linalg.qr(torch.randn(b, f, 3, 3, generator=g, dtype=torch.float64)).Q
+    R = R * torch.linalg.det(R)[..., None, None]                        # proper rotations
+    P = torch.randn(b, f, 3, generator=g, dtype=torch.float64) * 3
+    rays = camera_rays(R, P, h, w, fov_deg=70.0, translation_scale=scale).double()
+    assert rays.shape == (b, f, h * w, 6)
+    d, m = rays[..., :3], rays[..., 3:]
+    assert torch.allclose(d.norm(dim=-1), torch.ones(b, f, h * w, dtype=torch.float64), atol=1e-6)
+    W_px, H_px = 16 * w, 16 * h                                          # any pixel size with the grid's aspect
+    fx = W_px / 2 / np.tan(np.radians(70.0) / 2)
+    K = intrinsics_matrix(fx, fx, W_px / 2, H_px / 2)
+    centres = np.stack(np.meshgrid((np.arange(w) + 0.5) * 16, (np.arange(h) + 0.5) * 16, indexing="xy"), -1)
+    centres = centres.reshape(-1, 2)                                     # (h w) order
+    for bi in range(b):
+        for fi in range(f):
+            depth = torch.rand(h * w, 1, generator=g, dtype=torch.float64) * 5 + 0.5
+            X = P[bi, fi] + depth * d[bi, fi]                            # points on the rays
+            uv, z = project(K, R[bi, fi].numpy(), P[bi, fi].numpy(), X.numpy())
+            assert np.allclose(uv, centres, atol=1e-4) and (z > 0).all()
+            assert torch.allclose(torch.linalg.cross(scale * X, d[bi, fi], dim=-1), m[bi, fi], atol=1e-4)
+
+
+def test_camera_rays_tell_a_dolly_from_a_standstill_and_a_roll_from_a_pan():
+    """The two motions the per-frame offsets could not express (docs/training.md, round 7): a dolly leaves every
+    direction and changes the moments in proportion to each token's offset from the centre (zero at the optical
+    axis), a roll turns the directions about the axis (the centre token's stays)."""
+    from relic.models.conditioning import camera_rays
+
+    h, w = 3, 5                                                          # an odd grid: token 7 is the centre
+    I = torch.eye(3)[None, None]
+    dolly = camera_rays(I, torch.tensor([[[0.0, 0.0, 2.0]]]), h, w, translation_scale=1.0)[0, 0]
+    still = camera_rays(I, torch.zeros(1, 1, 3), h, w)[0, 0]
+    assert torch.equal(dolly[:, :3], still[:, :3]) and still[:, 3:].abs().max() == 0
+    assert dolly[7, 3:].abs().max() < 1e-6 and dolly[0, 3:].abs().max() > 0.3
+    assert torch.allclose(dolly[0, 3:], -dolly[-1, 3:], atol=1e-6)      # mirrored corners, mirrored moments
+    a = torch.tensor(0.3)
+    roll = torch.tensor([[a.cos(), -a.sin(), 0.0], [a.sin(), a.cos(), 0.0], [0.0, 0.0, 1.0]])[None, None]
+    rolled = camera_rays(roll, torch.zeros(1, 1, 3), h, w)[0, 0]
+    assert torch.allclose(rolled[7], still[7], atol=1e-6) and (rolled[0, :3] - still[0, :3]).abs().max() > 0.1
+
+
+def test_camera_rays_start_as_exactly_the_model_without(tmp_path):
+    """Turning camera_rays on for a trained checkpoint adds zero-initialized layers: the outputs are bit for bit the
+    checkpoint's; woken, the rays change the prediction, differently on different tokens of a frame."""
+    from relic.training.teacher import init_dit
+
+    old = _model(seed=17, coords=True)
+    old.save_pretrained(tmp_path / "old")
+    new = init_dit(str(tmp_path / "old"), {"camera_rays": True}).eval()
+    assert new.cfg.camera_rays and new.ray_encoder is not None
+    g = torch.Generator().manual_seed(18)
+    x = torch.randn(2, 4, 3, 4, 6, generator=g)
+    text = torch.randn(2, 3, 32, generator=g)
+    a = torch.rand(2, 9, 13, generator=g)
+    R, P = _rand_pose(2, 3, g)
+    with torch.no_grad():
+        assert torch.equal(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
+        for p in new.ray_encoder.proj.parameters():
+            p.normal_(0, 0.3)
+        assert not torch.allclose(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
+        rays = new.ray_encoder.features(torch.randn(2, 3, 12, 6, generator=g))
+        act, qk = new.ray_encoder.offsets(0, rays)
+    assert act.shape == (2, 3, 12, CFG.dim) and qk.shape == (2, 3, 12, 2, CFG.dim)
+    assert not torch.allclose(act[:, :, 0], act[:, :, 1])
+    assert not DiT.from_pretrained(tmp_path / "old").cfg.camera_rays

@@ -174,7 +174,7 @@ def test_teacher_init_applies_model_dit_overrides(tmp_path):
 
 def test_deeper_init_is_the_checkpoints_function_and_trains(tmp_path):
     """model.dit.num_layers = 2x the checkpoint's: block expansion gives exactly the checkpoint's output (every
-    conditioning path awake: actions with coordinate offsets, poses, text), the copies' zeroed output layers get
+    conditioning path awake: actions with coordinate offsets, poses, camera rays, text), the copies' zeroed output layers get
     gradients, and a depth that is not a multiple is one clear error."""
     import torch
 
@@ -185,7 +185,7 @@ def test_deeper_init_is_the_checkpoints_function_and_trains(tmp_path):
 
     torch.manual_seed(0)
     src = DiT(DiTConfig(dim=32, ffn_dim=64, text_dim=16, num_heads=2, num_layers=2, freq_dim=32,
-                        action_hidden=16, pose_hidden=16, action_coords=True))
+                        action_hidden=16, pose_hidden=16, action_coords=True, camera_rays=True))
     for p in src.parameters():                      # wake the zero-initialized encoders
         if p.abs().sum() == 0:
             torch.nn.init.normal_(p, std=0.05)
@@ -208,7 +208,7 @@ def test_deeper_init_is_the_checkpoints_function_and_trains(tmp_path):
     deep.train()
     deep(x, t, text, mask, actions, R, P).square().mean().backward()
     for name in ("blocks.1.self_attn.o.weight", "blocks.3.ffn.2.weight", "action_encoder.proj.1.weight",
-                 "action_encoder.coord_proj.3.weight"):
+                 "action_encoder.coord_proj.3.weight", "ray_encoder.proj.3.weight"):
         assert dict(deep.named_parameters())[name].grad.abs().sum() > 0, name
     with pytest.raises(UserError, match="multiple"):
         init_dit(str(tmp_path / "init"), {"num_layers": 3})

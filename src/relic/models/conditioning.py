@@ -16,6 +16,16 @@ rotation, P (b f 3) position in units of the clip's mean step d̄) is flattened 
 maps it to ``pose_hidden`` features, and each block owns a zero-initialized linear layer
 (``PoseEncoder.proj[i]``) giving a (dim) offset for the queries and one for the keys of its self-attention
 (added to the projected q and k before their RMSNorm). Values never see the pose.
+
+**Camera rays** (``DiTConfig.camera_rays``, not in the paper; CameraCtrl's Plücker embedding). Each token gets
+the Plücker coordinates of the ray through its centre under its frame's pose relative to the first frame:
+direction d (unit, first camera's axes) and moment m = o × d (o = the camera centre P, scaled by
+``ray_translation_scale``), 6 numbers per token (:func:`camera_rays`). A shared MLP maps them to ``pose_hidden``
+features, and each block owns a zero-initialized linear layer (``RayEncoder.proj[i]``) giving three (dim)
+offsets per token: one added to the hidden state beside the action offset, one to the queries and one to the
+keys. Unlike the per-frame action and pose offsets, they differ across the image in the way a camera move
+displaces it: a dolly changes the moments radially, a roll turns the directions about the optical axis, and a
+query can find the first frame's token that looks the same way by comparing directions.
 """
 
 from __future__ import annotations
@@ -129,6 +139,56 @@ class PoseEncoder(nn.Module):
         """R (b f 3 3), P (b f 3) -> (b f hidden)."""
         x = torch.cat([rearrange(R, "b f i j -> b f (i j)"), P], dim=-1)
         return self.mlp(x)
+
+
+def camera_rays(R: torch.Tensor, P: torch.Tensor, h: int, w: int, fov_deg: float = 90.0,
+                translation_scale: float = 1.0) -> torch.Tensor:
+    """Plücker coordinates of the rays through the token centres of an (h, w) token grid.
+
+    Args:
+        R: (b f 3 3) world-to-camera rotations (relic's convention, :mod:`relic.camera.geometry`: OpenCV camera
+            axes, a world point X is at R (X - P) in camera coordinates), here relative to the first frame.
+        P: (b f 3) camera centres.
+        h, w: the token grid; pixels are square and ``fov_deg`` is the horizontal field of view, so a token at
+            normalized coordinates (u, v) (:func:`token_coords`) looks along (u t, v t h / w, 1) in camera
+            coordinates, t = tan(fov / 2).
+        translation_scale: multiplies P before the moment is taken (keeps the moments O(1) over a window).
+    Returns:
+        (b f h*w 6) float32: the unit direction d in world coordinates, then the moment (s P) × d. Every point X
+        of the token's ray satisfies X_s × d = m with X_s = s X.
+    """
+    t = math.tan(math.radians(fov_deg) / 2)
+    with torch.autocast(R.device.type, enabled=False):                 # geometry in float32 under bf16 autocast
+        uv = token_coords(h, w, R.device)
+        cam = torch.cat([uv[:, :1] * t, uv[:, 1:] * t * h / w, torch.ones_like(uv[:, :1])], dim=-1)   # (s 3)
+        cam = cam / cam.norm(dim=-1, keepdim=True)
+        d = torch.einsum("bfji,sj->bfsi", R.float(), cam)               # R^T cam: camera -> world axes
+        o = (P.float() * translation_scale).unsqueeze(2).expand_as(d)
+        return torch.cat([d, torch.linalg.cross(o, d, dim=-1)], dim=-1)
+
+
+class RayEncoder(nn.Module):
+    """(b f s 6) token rays -> per-block (b f s dim) hidden offsets and (b f s 2 dim) query/key offsets, zero at init."""
+
+    def __init__(self, dim: int, num_layers: int, hidden: int = 256):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(6, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.proj = nn.ModuleList(nn.Linear(hidden, 3 * dim) for _ in range(num_layers))
+        self.reset_zero()
+
+    def reset_zero(self) -> None:
+        for p in self.proj:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def features(self, rays: torch.Tensor) -> torch.Tensor:
+        """(b f s 6) -> (b f s hidden)."""
+        return self.mlp(rays.to(self.mlp[0].weight.dtype))
+
+    def offsets(self, i: int, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block ``i``: (b f s hidden) -> hidden-state offset (b f s dim), query/key offsets (b f s 2 dim)."""
+        out = rearrange(self.proj[i](feats), "b f s (three d) -> b f s three d", three=3)
+        return out[:, :, :, 0], out[:, :, :, 1:]
 
 
 def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:

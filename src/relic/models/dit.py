@@ -44,7 +44,8 @@ from torch.utils.checkpoint import checkpoint
 from relic.config import DiTConfig
 from relic.errors import UserError
 from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
-from relic.models.conditioning import ActionEncoder, PoseEncoder, group_actions, timestep_features, token_coords
+from relic.models.conditioning import (ActionEncoder, PoseEncoder, RayEncoder, camera_rays, group_actions,
+                                       timestep_features, token_coords)
 from relic.models.sequence_parallel import SequenceParallel, gather_frames, head_to_seq, seq_to_head, shard_frames
 from relic.models.weights import (CONFIG_NAME, DIT_NEW_OK, WEIGHTS_NAME, dit_config_from_json, dit_key_format,
                                   dit_state_from_diffusers, load_checked, load_state, save_pretrained)
@@ -93,14 +94,14 @@ class SelfAttention(_Attention):
                 sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
         """x (b n d) -> (b n d) and the current tokens' (k pre-RoPE, v, pos).
 
-        pose_qk: (b f 2 d) query/key offsets per frame; ctx: extra (k, v, pos) attended before x's tokens.
+        pose_qk: (b f 1|s 2 d) query/key offsets per frame or per token; ctx: extra (k, v, pos) attended before x's tokens.
         With ``sp``, x is this rank's (b f*s/P d) token shard; q/k/v go head-parallel for attention (all n
         tokens, heads/P), ctx and the returned k, v are head shards, pos/freqs/attn_mask are global.
         """
         q, k, v = self.q(x), self.k(x), self.v(x)
         if pose_qk is not None:
-            q = (_per_frame(q, f) + pose_qk[:, :, 0:1].to(q.dtype)).flatten(1, 2)
-            k = (_per_frame(k, f) + pose_qk[:, :, 1:2].to(k.dtype)).flatten(1, 2)
+            q = (_per_frame(q, f) + pose_qk[:, :, :, 0].to(q.dtype)).flatten(1, 2)
+            k = (_per_frame(k, f) + pose_qk[:, :, :, 1].to(k.dtype)).flatten(1, 2)
         q, k = _rms(self.norm_q, q), _rms(self.norm_k, k)
         q, k, v = (rearrange(t, "b n (h d) -> b n h d", h=self.num_heads) for t in (q, k, v))
         if sp is not None:
@@ -159,7 +160,8 @@ class Block(nn.Module):
                 act: torch.Tensor | None, pose_qk: torch.Tensor | None, ctx: KV | None, ctx_freqs,
                 attn_mask: torch.Tensor | None, sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
         """x (b n d) float32 residual stream, e (b f 6 d) time projection, act (b f 1|s d) the action offset
-        (one per frame, or per token with ``action_coords``), pose_qk (b f 2 d).
+        (one per frame, or per token with ``action_coords`` / ``camera_rays``), pose_qk (b f 1|s 2 d) the query/key
+        offsets (per token with ``camera_rays``).
 
         text_kv: this block's precomputed (k, v), or the embedded text (b L d) to compute them from here.
         """
@@ -216,7 +218,8 @@ class TextContext:
 
 
 class DiT(nn.Module):
-    """Wan-2.1 DiT + RELIC action/pose conditioning. See the module docstring for shapes and streaming."""
+    """Wan-2.1 DiT + RELIC action/pose conditioning (+ per-token camera rays with ``cfg.camera_rays``). See the
+    module docstring for shapes and streaming."""
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()
@@ -234,6 +237,7 @@ class DiT(nn.Module):
         self.action_encoder = ActionEncoder(d, cfg.num_layers, cfg.action_hidden, cfg.action_dim,
                                             cfg.temporal_compression, coords=cfg.action_coords)
         self.pose_encoder = PoseEncoder(d, cfg.num_layers, cfg.pose_hidden)
+        self.ray_encoder = RayEncoder(d, cfg.num_layers, cfg.pose_hidden) if cfg.camera_rays else None
         self.rope = Rope3D(cfg.dim // cfg.num_heads, cfg.rope_theta, RopeScaling(cfg.rope_scaling, cfg.rope_scale))
         self.gradient_checkpointing = False
         self.sequence_parallel: SequenceParallel | None = None
@@ -324,7 +328,8 @@ class DiT(nn.Module):
             text_mask: (b L) bool, True for real tokens; None = attend to all (as Wan's zero padding).
             actions: per-video-frame actions (b F 13) or grouped (b f 4 13); see
                 :func:`relic.models.conditioning.group_actions`. None skips the action encoder.
-            R, P: (b f 3 3), (b f 3) absolute poses relative to the first frame; None skips the pose encoder.
+            R, P: (b f 3 3), (b f 3) absolute poses relative to the first frame; None skips the pose encoder
+                (and, with ``camera_rays``, the ray encoder, whose per-token rays come from them).
             frame_offset: absolute latent index of x's first frame (RoPE time position).
             attn_mask: bool (b|1, 1, n, m + n) over [kv_context keys, current keys]; None = attend to all.
             kv_context: per layer (k (b m heads hd) pre-RoPE, v (b m heads hd), pos (m 3)), or None.
@@ -381,6 +386,13 @@ class DiT(nn.Module):
             coords = token_coords(h, w, tokens.device)                          # (s 2)
             if sp is not None:                                                  # this rank's chunk of each frame
                 coords = coords.narrow(0, sp.rank * (h * w // sp.size), h * w // sp.size)
+        rays = None
+        if pose is not None and self.ray_encoder is not None:
+            r = camera_rays(R.to(tokens.device), P.to(tokens.device), h, w, cfg.ray_fov_deg,
+                            cfg.ray_translation_scale)                          # (b f s 6)
+            if sp is not None:
+                r = r.narrow(2, sp.rank * (h * w // sp.size), h * w // sp.size)
+            rays = self.ray_encoder.features(r)                                 # (b f s hidden)
         pos = token_positions(f, h, w, frame_offset, device=tokens.device)
         freqs = self.rope.freqs(pos)
         kv_out: list[KV] = []
@@ -388,10 +400,15 @@ class DiT(nn.Module):
         for i, blk in enumerate(self.blocks):
             act_i = None if act is None else self.action_encoder.offset(i, act, coords)   # (b f 1|s d)
             pose_i = None if pose is None else rearrange(self.pose_encoder.proj[i](pose),
-                                                         "b f (two d) -> b f two d", two=2)
+                                                         "b f (two d) -> b f 1 two d", two=2)
+            if rays is not None:                                                # per-token: (b f s d), (b f s 2 d)
+                ray_act, ray_qk = self.ray_encoder.offsets(i, rays)
+                act_i = ray_act if act_i is None else act_i + ray_act
+                pose_i = pose_i + ray_qk
             if keep is not None:     # select, not multiply: a zero offset adds exactly nothing
                 act_i = None if act_i is None else torch.where(keep[..., None], act_i, torch.zeros_like(act_i))
-                pose_i = None if pose_i is None else torch.where(keep[..., None], pose_i, torch.zeros_like(pose_i))
+                pose_i = None if pose_i is None else torch.where(keep[..., None, None], pose_i,
+                                                                 torch.zeros_like(pose_i))
             ctx = None if kv_context is None else kv_context[i]
             if ctx is not None and not kv_context_rotated and ctx[2] is not last_ctx_pos:
                 last_ctx_pos, ctx_freqs = ctx[2], self.rope.freqs(ctx[2])

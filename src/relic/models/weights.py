@@ -330,7 +330,7 @@ WAN_TO_DIFFUSERS: list[Rule] = [
 ]
 
 # RELIC's encoders: absent from Wan checkpoints, kept at their zero initialization.
-DIT_NEW_OK = (r"action_encoder\.", r"pose_encoder\.")
+DIT_NEW_OK = (r"action_encoder\.", r"pose_encoder\.", r"ray_encoder\.")
 
 
 def dit_key_format(sd: Mapping[str, torch.Tensor]) -> str:
@@ -387,7 +387,7 @@ def dit_config_from_json(cfg: dict, source: str = "config.json"):
 # Per-block output projections: zeroing them makes a block (and its action offset) exactly the identity.
 _BLOCK_OUTPUTS = ("self_attn.o.", "cross_attn.o.", "ffn.2.")
 _PER_BLOCK = (r"blocks\.(\d+)\.(.*)", r"action_encoder\.proj\.(\d+)\.(.*)", r"action_encoder\.coord_proj\.(\d+)\.(.*)",
-              r"pose_encoder\.proj\.(\d+)\.(.*)")
+              r"pose_encoder\.proj\.(\d+)\.(.*)", r"ray_encoder\.proj\.(\d+)\.(.*)")
 
 
 def grow_depth(sd: Mapping[str, torch.Tensor], old_layers: int, new_layers: int) -> StateDict:
@@ -395,9 +395,10 @@ def grow_depth(sd: Mapping[str, torch.Tensor], old_layers: int, new_layers: int)
     one exactly (block expansion, as LLaMA Pro grows a trained network).
 
     Block i becomes block m·i, followed by m − 1 copies of it whose attention and FFN output projections and
-    action offsets (``action_encoder.proj`` / ``coord_proj``) are zero, so each copy adds exactly nothing to the
-    residual stream until training moves those weights; their other weights (and the pose encoder's Q/K
-    projections for them) start as the original block's, so the gradients into the zeroed outputs are not zero.
+    action and ray offsets (``action_encoder.proj`` / ``coord_proj``, ``ray_encoder.proj``) are zero, so each
+    copy adds exactly nothing to the residual stream until training moves those weights; their other weights
+    (and the pose encoder's Q/K projections for them) start as the original block's, so the gradients into the
+    zeroed outputs are not zero.
     Every per-block tensor is renumbered; everything else is kept as is.
     """
     if old_layers < 1 or new_layers % old_layers:
@@ -413,7 +414,7 @@ def grow_depth(sd: Mapping[str, torch.Tensor], old_layers: int, new_layers: int)
         prefix = key[:match.start(1)]
         for j in range(m):
             copy = t.clone()
-            if j and (prefix.startswith("action_encoder.") or
+            if j and (prefix.startswith(("action_encoder.", "ray_encoder.")) or
                       (prefix == "blocks." and rest.startswith(_BLOCK_OUTPUTS))):
                 copy.zero_()
             out[f"{prefix}{m * i + j}.{rest}"] = copy

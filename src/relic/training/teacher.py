@@ -265,7 +265,7 @@ def init_dit(init: str, dit_overrides: dict | None):
                         source=str(init))
     from relic.models.weights import DIT_NEW_OK, load_checked
 
-    load_checked(new, theirs, str(init), new_ok=DIT_NEW_OK)        # new zero-initialized layers (action_coords)
+    load_checked(new, theirs, str(init), new_ok=DIT_NEW_OK)   # new zero-initialized layers (action_coords, camera_rays)
     new.load_report = getattr(dit, "load_report", None)
     return new
 
