@@ -52,11 +52,18 @@ class DiTConfig:
     action_coords: bool = False
     # Per-token camera rays (not in the paper; CameraCtrl's Plücker embedding): each token gets its ray's direction
     # and moment under its frame's pose relative to the first frame, through zero-initialized per-block hidden and
-    # query/key offsets (relic.models.conditioning.RayEncoder). ray_fov_deg: the horizontal field of view the poses
-    # were rendered with (square pixels); ray_translation_scale multiplies P (units of d̄) in the moment.
+    # query/key offsets (relic.models.conditioning.RayEncoder); ray_translation_scale multiplies P (units of d̄) in
+    # the moment.
     camera_rays: bool = False
-    ray_fov_deg: float = 90.0
     ray_translation_scale: float = 0.0625
+    # The first latent warped to each frame's pose (not in the paper; relic.models.conditioning.plane_warp: the
+    # homography of a plane at warp_depth, units of d̄, in front of the first camera; exact for rotations), with its
+    # validity mask, patchified through a zero-initialized linear layer and added to the input tokens (as Wan-I2V
+    # adds its first frame by channels, here moved the way the command moves the camera).
+    warp_condition: bool = False
+    warp_depth: float = 128.0
+    # the horizontal field of view the poses were rendered with (square pixels), for the rays and the warp
+    camera_fov_deg: float = 90.0
 
     @property
     def head_dim(self) -> int:

@@ -23,11 +23,12 @@ def tiny_dit() -> DiT:
     torch.manual_seed(0)
     cfg = DiTConfig(dim=48, ffn_dim=64, freq_dim=32, text_dim=16, num_heads=4, num_layers=2,
                     action_hidden=16, pose_hidden=16, action_coords=True,   # per-token offsets: sharded too
-                    camera_rays=True)
+                    camera_rays=True, warp_condition=True, warp_depth=4.0)
     model = DiT(cfg)
     with torch.no_grad():                       # the zero-initialized conditioning would hide bugs
         for p in [*model.action_encoder.proj.parameters(), *model.pose_encoder.proj.parameters(),
-                  *model.action_encoder.coord_proj.parameters(), *model.ray_encoder.proj.parameters()]:
+                  *model.action_encoder.coord_proj.parameters(), *model.ray_encoder.proj.parameters(),
+                  *model.warp_encoder.proj.parameters()]:
             p.normal_(0, 0.1)
     return model
 
@@ -67,15 +68,17 @@ def inputs(model: DiT):
     qf = torch.arange(n) // (grid[0] * grid[1])
     kf = torch.cat([torch.full((m,), -1), qf])
     mask = (kf[None, :] <= qf[:, None])[None, None]
+    z0 = torch.randn(b, cfg.in_channels, H, W, generator=g)          # the first latent, for the warp condition
     return dict(x=x, t=t, text=text, text_mask=text_mask, actions=actions, R=R, P=P, hist=hist, mem=mem,
-                mask=mask, frame_offset=6)
+                mask=mask, frame_offset=6, z0=z0)
 
 
 def run(model: DiT, d: dict, hist, g_out: torch.Tensor):
     """Forward with the context built from ``hist`` (leaves requiring grad); loss = <out, g_out>."""
     ctx = build_context(hist, d["mem"])
     out, kv = model(d["x"], d["t"], d["text"], d["text_mask"], d["actions"], d["R"], d["P"],
-                    frame_offset=d["frame_offset"], attn_mask=d["mask"], kv_context=ctx.layers(), return_kv=True)
+                    frame_offset=d["frame_offset"], attn_mask=d["mask"], kv_context=ctx.layers(), return_kv=True,
+                    first_latent=d["z0"])
     (out * g_out).sum().backward()
     return out, kv, ctx
 

@@ -17,19 +17,26 @@ CFG = DiTConfig(dim=48, ffn_dim=80, freq_dim=64, text_dim=32, num_heads=2, num_l
 
 
 def _model(seed: int = 0, cfg: DiTConfig = CFG, live_encoders: bool = True, coords: bool = False,
-           rays: bool = False) -> DiT:
+           rays: bool = False, warp: bool = False) -> DiT:
     torch.manual_seed(seed)
-    m = DiT(dataclasses.replace(cfg, action_coords=coords, camera_rays=rays)).eval()
+    m = DiT(dataclasses.replace(cfg, action_coords=coords, camera_rays=rays, warp_condition=warp,
+                                warp_depth=4.0)).eval()
     if live_encoders:  # make the zero-initialized encoder outputs non-zero
         with torch.no_grad():
             for p in [*m.action_encoder.proj.parameters(), *m.pose_encoder.proj.parameters(),
                       *(m.action_encoder.coord_proj.parameters() if coords else []),
-                      *(m.ray_encoder.proj.parameters() if rays else [])]:
+                      *(m.ray_encoder.proj.parameters() if rays else []),
+                      *(m.warp_encoder.proj.parameters() if warp else [])]:
                 p.normal_(0, 0.3)
     return m
 
 
-COND = {"plain": {}, "coords": {"coords": True}, "rays": {"rays": True}}
+COND = {"plain": {}, "coords": {"coords": True}, "rays": {"rays": True}, "warp": {"warp": True}}
+
+
+def _first(cond: str, x: torch.Tensor) -> dict:
+    """The first latent for the warp condition, passed explicitly (x's frame 0 here is not at timestep 0)."""
+    return {"first_latent": x[:, :, 0]} if cond == "warp" else {}
 
 
 def _rand_pose(b: int, f: int, g: torch.Generator):
@@ -60,13 +67,13 @@ def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_b
     n = (H // 2) * (W // 2)
     with torch.no_grad():
         full, full_kv = m(x, t, text, text_mask, actions, R, P,
-                          attn_mask=_block_causal_mask(f, n, frames_per_block), return_kv=True)
+                          attn_mask=_block_causal_mask(f, n, frames_per_block), return_kv=True, **_first(cond, x))
         outs, ctx = [], None
         grouped = group_actions(actions, f)
         for s in range(0, f, frames_per_block):
             e = s + frames_per_block
             out, kv = m(x[:, :, s:e], t[:, s:e], text, text_mask, grouped[:, s:e], R[:, s:e], P[:, s:e],
-                        frame_offset=s, kv_context=ctx, return_kv=True)
+                        frame_offset=s, kv_context=ctx, return_kv=True, **_first(cond, x))
             # the returned kv of the block equals the full pass' kv at those tokens
             for (k, v, pos), (fk, fv, fpos) in zip(kv, full_kv):
                 assert torch.allclose(pos, fpos[s * n:e * n])
@@ -78,7 +85,7 @@ def test_streaming_with_kv_context_equals_block_causal_full_forward(frames_per_b
     assert (streamed - full).abs().max().item() <= 1e-5
     # the mask matters: a bidirectional pass differs on the early frames
     with torch.no_grad():
-        bidir = m(x, t, text, text_mask, actions, R, P)
+        bidir = m(x, t, text, text_mask, actions, R, P, **_first(cond, x))
     assert (bidir - full)[:, :, :f - frames_per_block].abs().max().item() > 1e-4
 
 
@@ -207,9 +214,9 @@ def test_bf16_autocast_runs_close_to_fp32(cond):
     actions = torch.rand(1, 5, 13, generator=g)
     R, P = _rand_pose(1, 2, g)
     with torch.no_grad():
-        ref = m(x, 300.0, text, None, actions, R, P)
+        ref = m(x, 300.0, text, None, actions, R, P, **_first(cond, x))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = m(x, 300.0, text, None, actions, R, P)
+            out = m(x, 300.0, text, None, actions, R, P, **_first(cond, x))
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() / ref.abs().max() < 0.05
 
@@ -305,8 +312,8 @@ def test_command_keep_false_is_exactly_the_forward_without_a_command(cond):
     R, P = _rand_pose(b, f, g)
     keep = torch.tensor([True, False, True])
     with torch.no_grad():
-        mixed = m(x, 300.0, text, None, a, R, P, command_keep=keep)
-        with_cmd = m(x, 300.0, text, None, a, R, P)
+        mixed = m(x, 300.0, text, None, a, R, P, command_keep=keep, **_first(cond, x))
+        with_cmd = m(x, 300.0, text, None, a, R, P, **_first(cond, x))
         without = m(x, 300.0, text)
     assert not torch.allclose(with_cmd[1], without[1])      # the command matters at all
     assert torch.equal(mixed[0], with_cmd[0]) and torch.equal(mixed[2], with_cmd[2])
@@ -450,3 +457,88 @@ def test_camera_rays_start_as_exactly_the_model_without(tmp_path):
     assert act.shape == (2, 3, 12, CFG.dim) and qk.shape == (2, 3, 12, 2, CFG.dim)
     assert not torch.allclose(act[:, :, 0], act[:, :, 1])
     assert not DiT.from_pretrained(tmp_path / "old").cfg.camera_rays
+
+
+# ------------------------------------------------------------------------------------------ warp condition
+
+def _rotation(axis: int, deg: float) -> torch.Tensor:
+    a = torch.tensor(deg * torch.pi / 180, dtype=torch.float64)
+    i, j = [k for k in range(3) if k != axis]
+    R = torch.eye(3, dtype=torch.float64)
+    R[i, i], R[i, j], R[j, i], R[j, j] = a.cos(), -a.sin(), a.sin(), a.cos()
+    return R
+
+
+def test_plane_warp_moves_each_pixel_where_the_camera_sees_the_plane():
+    """A first latent whose channels are each pixel's own coordinates (bilinear sampling reproduces them exactly):
+    after the warp, every valid pixel of frame k holds the frame-0 pixel whose plane point projects there under
+    relic's camera convention (:func:`relic.camera.geometry.project`); identity keeps the latent."""
+    import numpy as np
+
+    from relic.camera.geometry import intrinsics_matrix, project
+    from relic.models.conditioning import plane_warp
+
+    h, w, depth, fov = 12, 20, 6.0, 80.0
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    z0 = torch.stack([xs, ys, torch.ones_like(xs)])[None].float()                        # (1 3 h w)
+    poses = [(torch.eye(3, dtype=torch.float64), [0.0, 0.0, 0.0]),                      # identity
+             (_rotation(1, 12.0), [0.0, 0.0, 0.0]),                                     # pan
+             (_rotation(2, 20.0), [0.0, 0.0, 0.0]),                                     # roll
+             (torch.eye(3, dtype=torch.float64), [0.0, 0.0, 1.5]),                      # dolly in
+             (_rotation(0, -8.0) @ _rotation(1, 5.0), [0.7, -0.3, 0.9])]                # a mix
+    R = torch.stack([r for r, _ in poses])[None]
+    P = torch.tensor([p for _, p in poses], dtype=torch.float64)[None]
+    warped, mask = plane_warp(z0, R, P, depth, fov)
+    assert warped.shape == (1, 3, len(poses), h, w) and mask.shape == (1, 1, len(poses), h, w)
+    assert torch.allclose(warped[0, :, 0], z0[0], atol=1e-5) and mask[0, 0, 0].all()
+    fx = (w / 2) / np.tan(np.radians(fov) / 2)
+    K = intrinsics_matrix(fx, fx, w / 2, h / 2)
+    for k in range(1, len(poses)):
+        valid = mask[0, 0, k] > 0
+        assert 0.3 < valid.float().mean() < 1.0 or k == 3            # the dolly in sees inside the first frame
+        sx, sy = warped[0, 0, k], warped[0, 1, k]                   # the ramp is exact between pixel centres only
+        inner = valid & (sx > 0.5 + 1e-3) & (sx < w - 0.5 - 1e-3) & (sy > 0.5 + 1e-3) & (sy < h - 0.5 - 1e-3)
+        assert inner.float().mean() > 0.25
+        src = warped[0, :2, k][:, inner].T.double().numpy()          # (n 2) frame-0 pixels
+        X = np.concatenate([(src - [w / 2, h / 2]) / fx * depth, np.full((len(src), 1), depth)], 1)
+        uv, z = project(K, R[0, k].numpy(), P[0, k].numpy(), X)
+        target = torch.stack([xs, ys], -1)[inner].double().numpy()
+        assert (z > 0).all() and np.abs(uv - target).max() < 1e-3, k
+        assert (warped[0, :, k][:, ~valid] == 0).all()
+    assert mask[0, 0, 3].all()                                        # a dolly in: every pixel has a source
+    # the dolly in magnifies about the centre: a pixel right of the centre comes from nearer to it
+    assert 0 < warped[0, 0, 3, h // 2, w - 1] - w / 2 < (w - 0.5) - w / 2
+
+
+def test_warp_condition_starts_exactly_as_the_model_without_and_reads_frame_0(tmp_path):
+    """Turning warp_condition on for a trained checkpoint adds a zero-initialized layer: outputs bit for bit the
+    checkpoint's. Woken, the first latent comes from x's frame 0 in an image-to-video forward (timestep 0 there)
+    exactly as if passed; a chunk after latent 0, or a noised frame 0, without it is one clear error."""
+    from relic.training.teacher import init_dit
+
+    old = _model(seed=19, coords=True)
+    old.save_pretrained(tmp_path / "old")
+    new = init_dit(str(tmp_path / "old"), {"warp_condition": True}).eval()
+    assert new.cfg.warp_condition and new.warp_encoder is not None
+    g = torch.Generator().manual_seed(20)
+    x = torch.randn(2, 4, 3, 4, 6, generator=g)
+    text = torch.randn(2, 3, 32, generator=g)
+    a = torch.rand(2, 9, 13, generator=g)
+    R, P = _rand_pose(2, 3, g)
+    t = torch.tensor([[0.0, 400.0, 400.0], [0.0, 900.0, 900.0]])
+    with torch.no_grad():
+        assert torch.equal(new(x, t, text, None, a, R, P), old(x, t, text, None, a, R, P))
+        for p in new.warp_encoder.proj.parameters():
+            p.normal_(0, 0.3)
+        implicit = new(x, t, text, None, a, R, P)
+        assert torch.equal(implicit, new(x, t, text, None, a, R, P, first_latent=x[:, :, 0]))
+        assert not torch.allclose(implicit, old(x, t, text, None, a, R, P))
+        other = new(x, t, text, None, a, R, P, first_latent=torch.randn(2, 4, 4, 6, generator=g))
+        assert not torch.allclose(other, implicit)
+        with pytest.raises(ValueError, match="first_latent"):
+            new(x[:, :, 1:], t[:, 1:], text, None, a[:, 1:], R[:, 1:], P[:, 1:], frame_offset=1)
+        with pytest.raises(ValueError, match="first_latent"):
+            new(x, 400.0, text, None, a, R, P)
+        with pytest.raises(ValueError, match="first_latent must be"):
+            new(x, t, text, None, a, R, P, first_latent=x[:, :, 0, :2])
+    assert not DiT.from_pretrained(tmp_path / "old").cfg.warp_condition

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -189,6 +190,73 @@ class RayEncoder(nn.Module):
         """Block ``i``: (b f s hidden) -> hidden-state offset (b f s dim), query/key offsets (b f s 2 dim)."""
         out = rearrange(self.proj[i](feats), "b f s (three d) -> b f s three d", three=3)
         return out[:, :, :, 0], out[:, :, :, 1:]
+
+
+def plane_warp(z0: torch.Tensor, R: torch.Tensor, P: torch.Tensor, depth: float, fov_deg: float = 90.0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first latent as each pose would see it if the scene were one fronto-parallel plane.
+
+    The plane lies at ``depth`` (units of P) in front of the first camera; a pixel x_0 of the first frame appears
+    at x_k ~ K R (I − P e3ᵀ / depth) K⁻¹ x_0 under the pose (R, P) relative to it (:mod:`relic.camera.geometry`
+    conventions: OpenCV axes, R world-to-camera, P the camera centre in the first camera's axes). Exact for pure
+    rotations whatever the depth; for translations a one-depth guess (a dolly becomes a zoom about the centre).
+    Sampled backwards, bilinearly, at the latent pixels' centres (square pixels, horizontal field of view
+    ``fov_deg``); computed in float32/float64 even under autocast.
+
+    Args:
+        z0: (b c h w) the first latent.
+        R, P: (b f 3 3), (b f 3) the poses relative to the first frame.
+    Returns:
+        warped (b c f h w), zero where the source falls outside the first frame (or behind it), and the mask
+        (b 1 f h w) of the valid pixels (1.0 / 0.0).
+    """
+    b, c, h, w = z0.shape
+    f = R.shape[1]
+    with torch.autocast(z0.device.type, enabled=False):
+        fx = (w / 2) / math.tan(math.radians(fov_deg) / 2)
+        K = torch.tensor([[fx, 0, w / 2], [0, fx, h / 2], [0, 0, 1.0]], dtype=torch.float64, device=z0.device)
+        e3 = torch.tensor([0, 0, 1.0], dtype=torch.float64, device=z0.device)
+        M = torch.eye(3, dtype=torch.float64, device=z0.device) - P.double()[..., :, None] * e3 / depth
+        Hinv = torch.linalg.inv(K @ R.double() @ M @ torch.linalg.inv(K))               # (b f 3 3): k -> 0
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=z0.device) + 0.5,
+                                torch.arange(w, dtype=torch.float64, device=z0.device) + 0.5, indexing="ij")
+        pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3)              # (hw 3)
+        src = torch.einsum("bfij,nj->bfni", Hinv, pix)
+        zs = src[..., 2]
+        sx, sy = src[..., 0] / zs.clamp(min=1e-9), src[..., 1] / zs.clamp(min=1e-9)
+        valid = (zs > 1e-9) & (sx >= 0) & (sx <= w) & (sy >= 0) & (sy <= h)              # (b f hw)
+        grid = torch.stack([sx / w * 2 - 1, sy / h * 2 - 1], -1).clamp(-2, 2).float()     # outside: masked
+        grid = rearrange(grid, "b f (h w) two -> (b f) h w two", h=h)
+        src_lat = z0.float().repeat_interleave(f, dim=0)                                 # (b f) c h w
+        out = F.grid_sample(src_lat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        mask = rearrange(valid.float(), "b f (h w) -> b 1 f h w", h=h)
+        return rearrange(out, "(b f) c h w -> b c f h w", b=b) * mask, mask
+
+
+class WarpEncoder(nn.Module):
+    """(b c+1 f H W) warped first latent and mask -> (b f*h*w dim) input-token offsets, zero at initialization.
+
+    Patchified like the noisy latents (``patch_size``) and added to their patch embedding: where the warp is
+    valid each token is told what the first frame shows there under the commanded pose (Wan-I2V feeds its first
+    frame by channels the same way, unwarped).
+    """
+
+    def __init__(self, dim: int, channels: int, patch_size: tuple[int, int, int]):
+        super().__init__()
+        self.patch_size = tuple(patch_size)
+        self.proj = nn.Linear((channels + 1) * math.prod(patch_size), dim)
+        self.reset_zero()
+
+    def reset_zero(self) -> None:
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, warped: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """warped (b c F H W), mask (b 1 F H W) -> (b (f h w) dim) in the (f h w) token order."""
+        pt, ph, pw = self.patch_size
+        x = torch.cat([warped, mask], dim=1)
+        x = rearrange(x, "b c (f pt) (h ph) (w pw) -> b (f h w) (c pt ph pw)", pt=pt, ph=ph, pw=pw)
+        return self.proj(x.to(self.proj.weight.dtype))
 
 
 def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:

@@ -44,8 +44,8 @@ from torch.utils.checkpoint import checkpoint
 from relic.config import DiTConfig
 from relic.errors import UserError
 from relic.models.attention import Rope3D, RopeScaling, attention, token_positions
-from relic.models.conditioning import (ActionEncoder, PoseEncoder, RayEncoder, camera_rays, group_actions,
-                                       timestep_features, token_coords)
+from relic.models.conditioning import (ActionEncoder, PoseEncoder, RayEncoder, WarpEncoder, camera_rays,
+                                       group_actions, plane_warp, timestep_features, token_coords)
 from relic.models.sequence_parallel import SequenceParallel, gather_frames, head_to_seq, seq_to_head, shard_frames
 from relic.models.weights import (CONFIG_NAME, DIT_NEW_OK, WEIGHTS_NAME, dit_config_from_json, dit_key_format,
                                   dit_state_from_diffusers, load_checked, load_state, save_pretrained)
@@ -238,6 +238,9 @@ class DiT(nn.Module):
                                             cfg.temporal_compression, coords=cfg.action_coords)
         self.pose_encoder = PoseEncoder(d, cfg.num_layers, cfg.pose_hidden)
         self.ray_encoder = RayEncoder(d, cfg.num_layers, cfg.pose_hidden) if cfg.camera_rays else None
+        if cfg.warp_condition and cfg.patch_size[0] != 1:
+            raise ValueError("warp_condition needs a temporal patch size of 1 (one pose per latent frame)")
+        self.warp_encoder = WarpEncoder(d, cfg.in_channels, cfg.patch_size) if cfg.warp_condition else None
         self.rope = Rope3D(cfg.dim // cfg.num_heads, cfg.rope_theta, RopeScaling(cfg.rope_scaling, cfg.rope_scale))
         self.gradient_checkpointing = False
         self.sequence_parallel: SequenceParallel | None = None
@@ -318,7 +321,7 @@ class DiT(nn.Module):
                 R: torch.Tensor | None = None, P: torch.Tensor | None = None, *, frame_offset: int = 0,
                 attn_mask: torch.Tensor | None = None, kv_context: Sequence[KV] | None = None,
                 return_kv: bool = False, kv_context_rotated: bool = False,
-                command_keep: torch.Tensor | None = None):
+                command_keep: torch.Tensor | None = None, first_latent: torch.Tensor | None = None):
         """Predict the flow-matching velocity of latents x.
 
         Args:
@@ -342,6 +345,9 @@ class DiT(nn.Module):
             command_keep: (b,) bool; where False, that sample's action and pose offsets are zeroed, which is
                 exactly the forward without ``actions`` and ``R, P`` for it (the "no command" branch that
                 command dropout trains and command guidance samples). None keeps every sample's command.
+            first_latent: (b c H W) the clean first latent, for ``warp_condition`` (warped to R, P). None takes
+                x's frame 0, which must then be the clean latent 0 (``frame_offset`` 0 and its timesteps 0, as in
+                every image-to-video forward of the teacher); a later chunk must pass it.
         Returns:
             (b c f H W) prediction, and with ``return_kv`` a list of per-layer (k, v, pos).
         """
@@ -356,6 +362,13 @@ class DiT(nn.Module):
 
         sp = self.sequence_parallel
         tokens = self.patchify(x).float()
+        keep = None
+        if command_keep is not None:
+            if command_keep.shape != (b,):
+                raise ValueError(f"command_keep must be ({b},), got {tuple(command_keep.shape)}")
+            keep = command_keep.to(tokens.device, torch.bool).view(b, 1, 1)
+        if self.warp_encoder is not None and R is not None and P is not None:
+            tokens = tokens + self._warp_tokens(x, timesteps, R, P, frame_offset, first_latent, keep)
         if sp is not None:
             tokens = shard_frames(tokens, sp, f)                    # (b f*s/P d): this rank's tokens
         temb, e = self.time_embed(timesteps, b, f)
@@ -375,12 +388,6 @@ class DiT(nn.Module):
             wdt = self.pose_encoder.mlp[0].weight.dtype
             pose = self.pose_encoder.features(R.to(tokens.device, wdt), P.to(tokens.device, wdt))
 
-        keep = None
-        if command_keep is not None:
-            if command_keep.shape != (b,):
-                raise ValueError(f"command_keep must be ({b},), got {tuple(command_keep.shape)}")
-            keep = command_keep.to(tokens.device, torch.bool).view(b, 1, 1)
-
         coords = None
         if act is not None and self.action_encoder.coord_proj is not None:
             coords = token_coords(h, w, tokens.device)                          # (s 2)
@@ -388,7 +395,7 @@ class DiT(nn.Module):
                 coords = coords.narrow(0, sp.rank * (h * w // sp.size), h * w // sp.size)
         rays = None
         if pose is not None and self.ray_encoder is not None:
-            r = camera_rays(R.to(tokens.device), P.to(tokens.device), h, w, cfg.ray_fov_deg,
+            r = camera_rays(R.to(tokens.device), P.to(tokens.device), h, w, cfg.camera_fov_deg,
                             cfg.ray_translation_scale)                          # (b f s 6)
             if sp is not None:
                 r = r.narrow(2, sp.rank * (h * w // sp.size), h * w // sp.size)
@@ -425,6 +432,26 @@ class DiT(nn.Module):
             y = gather_frames(y, sp, f)                             # (b n out): every rank, global order
         out = self.unpatchify(y, f, h, w)
         return (out, kv_out) if return_kv else out
+
+    def _warp_tokens(self, x: torch.Tensor, timesteps, R: torch.Tensor, P: torch.Tensor, frame_offset: int,
+                     first_latent: torch.Tensor | None, keep: torch.Tensor | None) -> torch.Tensor:
+        """The warp condition's (b n d) float32 token offsets (zero where ``keep`` is False)."""
+        b, c, f, H, W = x.shape
+        if first_latent is None:
+            t = torch.as_tensor(timesteps)
+            t0 = t if t.ndim < 2 else t[:, 0]
+            if frame_offset != 0 or bool((t0 != 0).any()):
+                raise ValueError("warp_condition: pass first_latent (x's frame 0 is not the clean latent 0 here)")
+            first_latent = x[:, :, 0]
+        if tuple(first_latent.shape) != (b, c, H, W):
+            raise ValueError(f"first_latent must be ({b}, {c}, {H}, {W}), got {tuple(first_latent.shape)}")
+        dev = x.device
+        warped, mask = plane_warp(first_latent.to(dev), R.to(dev), P.to(dev), self.cfg.warp_depth,
+                                  self.cfg.camera_fov_deg)
+        if warped.shape[2] != f:
+            raise ValueError(f"warp_condition needs one pose per latent frame ({f}), got {warped.shape[2]}")
+        out = self.warp_encoder(warped, mask).float()
+        return out if keep is None else torch.where(keep, out, torch.zeros_like(out))
 
     # ------------------------------------------------------------------------------------ weights
 

@@ -330,7 +330,7 @@ WAN_TO_DIFFUSERS: list[Rule] = [
 ]
 
 # RELIC's encoders: absent from Wan checkpoints, kept at their zero initialization.
-DIT_NEW_OK = (r"action_encoder\.", r"pose_encoder\.", r"ray_encoder\.")
+DIT_NEW_OK = (r"action_encoder\.", r"pose_encoder\.", r"ray_encoder\.", r"warp_encoder\.")
 
 
 def dit_key_format(sd: Mapping[str, torch.Tensor]) -> str:
