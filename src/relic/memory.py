@@ -384,6 +384,9 @@ class KVCache:
         self.cfg = cfg
         self.grid = (int(grid[0]), int(grid[1]))
         self.T = self.grid[0] * self.grid[1]
+        # the stream's clean first latent (b c h w), kept for DiTs with ``warp_condition`` (set by the student's
+        # ``write_first``); the cache itself never reads it
+        self.first_latent: torch.Tensor | None = None
         self.compute_dtype = compute_dtype
         self.device = torch.device(device)
         shape = (num_layers, batch, heads, head_dim)

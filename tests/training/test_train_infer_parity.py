@@ -71,7 +71,8 @@ class HashText(TextEncoder):
 MODEL = {
     "height": 32, "width": 48, "frames_per_block": 1,
     "dit": {"dim": 32, "ffn_dim": 64, "text_dim": TEXT_DIM, "num_heads": 2, "num_layers": 2, "freq_dim": 32,
-            "in_channels": 4, "out_channels": 4, "action_hidden": 16, "pose_hidden": 16},
+            "in_channels": 4, "out_channels": 4, "action_hidden": 16, "pose_hidden": 16,
+            "warp_condition": True, "warp_depth": 8.0},     # the first latent warped to the poses: fed everywhere
     "vae": {"z_dim": 4, "base_dim": 8, "dim_mult": [1, 2, 2, 2], "num_res_blocks": 1},
     "memory": {"window": 2, "schedule": [1, 2, 4], "token_budget": None, "archive_latents": None, "dtype": "fp32"},
 }
@@ -93,6 +94,7 @@ class Call:
     ctx_pos: torch.Tensor | None  # (m 3) positions of the kv_context tokens
     text: torch.Tensor | None  # raw text states when passed raw
     kv: list | None            # return_kv output
+    first: torch.Tensor | None  # (b c h w) the first latent the warp condition used (passed, or x's clean frame 0)
 
     @property
     def latents(self) -> range:
@@ -126,7 +128,9 @@ class Recorder:
                 None if R is None else R.detach().clone(), None if P is None else P.detach().clone(),
                 token_positions(f, H // ph, W // pw, off), None if ctx is None else ctx[0][2].detach().clone(),
                 None if isinstance(text, TextContext) else text.detach().clone(),
-                [tuple(z.detach().clone() for z in layer) for layer in out[1]] if kw.get("return_kv") else None))
+                [tuple(z.detach().clone() for z in layer) for layer in out[1]] if kw.get("return_kv") else None,
+                kw["first_latent"].detach().clone() if kw.get("first_latent") is not None
+                else (x[:, :, 0].detach().clone() if off == 0 else None)))
             return out
 
         def recording_prepare_text(dit, text, text_mask=None):
@@ -269,6 +273,21 @@ def test_first_latent_is_the_start_images_latent_everywhere(recorded):
             for b in range(c.x.shape[0]):
                 assert torch.equal(c.x[b, :, 0], z0), f"{stage}: latent 0 is not the runtime's start latent"
             assert float(c.t[:, 0].abs().max()) == 0.0, f"{stage}: latent 0 is not at timestep 0"
+
+
+def test_warp_condition_reads_the_start_images_latent_everywhere(recorded):
+    """Every DiT call that gets a command (the warp condition is made from the poses) warps bitwise the latent the
+    runtime encodes from the start image: the runtime's streamed blocks pass the cache's first latent, the
+    training stages' chunks after latent 0 (ODE init's noisy blocks, DMD's rollout and replay) pass theirs."""
+    rec = recorded["rec"]
+    z0 = rec.of("runtime")[0].x[0, :, 0]
+    for stage in ("runtime", *STAGES):
+        calls = [c for c in rec.of(stage) if c.R is not None]
+        assert any(c.offset > 0 for c in calls) or stage in ("teacher", "ode-pairs"), stage
+        for c in calls:
+            assert c.first is not None, (stage, c.offset)
+            for b in range(c.first.shape[0]):
+                assert torch.equal(c.first[b], z0), f"{stage}: the warp's first latent is not the runtime's"
 
 
 def test_palindrome_samples_start_from_the_same_latent(recorded, world):

@@ -92,6 +92,7 @@ class Student:
         t = torch.zeros(b, 1, device=self.device)
         out, kv = self.dit(z0, t, text, None, self._actions(act, b), Rt, Pt, frame_offset=0, return_kv=True)
         cache.push_block(kv, R0[None], P0[None])
+        cache.first_latent = z0[:, :, 0]
         return out
 
     def rotated_context(self, cache: KVCache, R_cur: np.ndarray, P_cur: np.ndarray) -> list:
@@ -129,7 +130,8 @@ class Student:
         ctx = self.rotated_context(cache, R[-1], P[-1])
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.dit(x, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, kv_context_rotated=True)
+            return self.dit(x, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, kv_context_rotated=True,
+                            first_latent=cache.first_latent)
 
         x0 = student_denoise(velocity, noise, self.cfg.sampler, generator=generator, renoise=renoise)
         sc = context_sigma(self.cfg.sampler)
@@ -140,6 +142,6 @@ class Student:
             xc = add_noise(x0, eps, sc)
         t = torch.full((b, f), sc * self.cfg.sampler.num_train_timesteps, device=self.device)
         out, kv = self.dit(xc, t, text, None, act, Rt, Pt, frame_offset=i, kv_context=ctx, return_kv=True,
-                           kv_context_rotated=True)
+                           kv_context_rotated=True, first_latent=cache.first_latent)
         cache.push_block(kv, R, P)
         return BlockResult(x0, out)

@@ -117,14 +117,15 @@ def _block_cond(actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor, start: 
 
 
 def denoise_block(student, rec: BlockRecord, context: list[KV], text, actions: torch.Tensor, R: torch.Tensor, P: torch.Tensor,
-                  sampler, grad_steps: int = 1) -> torch.Tensor:
+                  sampler, grad_steps: int = 1, first_latent: torch.Tensor | None = None) -> torch.Tensor:
     """The student's few-step denoising of one block (as :func:`relic.runtime.sampling.student_denoise`),
     stopped at the block's exit step ``rec.exit`` (all steps when it is the last).
 
     ``text`` is the raw (states (b L d), mask (b L) or None) pair: the block prepares its own cross-attention
     context, so that each block's graph is self-contained (replay frees it entirely). Autograd (when enabled
-    by the caller) is kept only for the last ``grad_steps`` steps up to the exit. Returns the exit step's
-    x0 (b c n h w).
+    by the caller) is kept only for the last ``grad_steps`` steps up to the exit. ``first_latent`` (b c h w): the
+    rollout's clean first latent, for DiTs with ``warp_condition`` (as the runtime passes it). Returns the exit
+    step's x0 (b c n h w).
     """
     sig = student_sigmas(sampler)
     if len(sig) != rec.steps or not 0 <= rec.exit < len(sig):
@@ -139,7 +140,8 @@ def denoise_block(student, rec: BlockRecord, context: list[KV], text, actions: t
     for k, s in enumerate(sig[:e + 1]):
         with torch.set_grad_enabled(grad_on and k > e - grad_steps):
             t = torch.full((x.shape[0], n), s * sampler.num_train_timesteps, device=x.device)
-            v = student(x, t, text, None, a, Rb, Pb, frame_offset=rec.start, kv_context=context)
+            v = student(x, t, text, None, a, Rb, Pb, frame_offset=rec.start, kv_context=context,
+                        first_latent=first_latent)
             x0 = x - s * v.to(x.dtype)
         if k < e:
             x = add_noise(x0, renoise[k], sig[k + 1])
@@ -214,13 +216,13 @@ def rollout(student, mcfg, first: torch.Tensor, text, actions: torch.Tensor, R: 
         context = ro.context(rec)
         ctx_eps = torch.randn(shape, generator=generator) if ctx_t > 0 else None
         with torch.set_grad_enabled(grad_steps > 0):
-            x0 = denoise_block(student, rec, context, text, actions, R, P, mcfg.sampler, grad_steps)
+            x0 = denoise_block(student, rec, context, text, actions, R, P, mcfg.sampler, grad_steps, first[:, :, 0])
         with torch.no_grad():                                              # write the clean block into the cache
             xc = x0.detach() if ctx_eps is None else add_noise(x0.detach(), ctx_eps, ctx_t)
             a, Rb, Pb = _block_cond(actions, R, P, start, n)
             t = torch.full((b, n), ctx_t * mcfg.sampler.num_train_timesteps)
             _, kv = student(xc, t, student.prepare_text(*text), None, a, Rb, Pb, frame_offset=start,
-                            kv_context=context, return_kv=True)
+                            kv_context=context, return_kv=True, first_latent=first[:, :, 0])
             cache.push_block(kv, Rn[start:start + n], Pn[start:start + n])
         del context
         blocks.append(rec)
@@ -236,7 +238,8 @@ def replay_backward(student, mcfg, ro: Rollout, grad: torch.Tensor, text, action
     for rec in ro.blocks:
         n = rec.shape[2]
         with torch.enable_grad():
-            x0 = denoise_block(student, rec, ro.context(rec), text, actions, R, P, mcfg.sampler, grad_steps)
+            x0 = denoise_block(student, rec, ro.context(rec), text, actions, R, P, mcfg.sampler, grad_steps,
+                               ro.latents[:, :, 0])
             x0.backward(scale * grad[:, :, rec.start:rec.start + n].to(x0.dtype))
         del x0                                                             # free this block's graph
 

@@ -280,7 +280,7 @@ def hybrid_forward(student, pair: dict, mcfg, K: int, step_index: torch.Tensor, 
     n_noisy = f - n_clean
     mask = block_causal_mask(n_noisy, T, fpb, context=m, first_alone=False)
     v = student(xt, t, text, None, actions[:, 1 + 4 * (n_clean - 1):], R[:, sl], P[:, sl], frame_offset=n_clean,
-                kv_context=ctx.layers(), attn_mask=mask)
+                kv_context=ctx.layers(), attn_mask=mask, first_latent=x0[:, :, 0])
     x0_hat = xt.float() - sig_lat.view(1, 1, -1, 1, 1) * v.float()
     return x0_hat, x0[:, :, sl].float()
 
