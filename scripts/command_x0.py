@@ -18,9 +18,10 @@ import argparse
 import numpy as np
 import torch
 
+from relic.models.dit import DiT
 from relic.runtime.sampling import add_noise, x0_from_velocity
 from relic.training.probe import axis_motion, counterfactual, rows
-from relic.training.teacher import teacher_and_windows
+from relic.training.teacher import add_window_args, window_batches
 
 
 def x0_prediction(dit, batch, sigma: float, noise: torch.Tensor) -> torch.Tensor:
@@ -37,18 +38,14 @@ def x0_prediction(dit, batch, sigma: float, noise: torch.Tensor) -> torch.Tensor
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", required=True)
-    p.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
+    add_window_args(p)
     p.add_argument("--axes", default="dolly,pan,truck,roll")
     p.add_argument("--sigmas", default="1.0,0.8,0.5")
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--batches", type=int, default=10)
-    p.add_argument("--first-batch", type=int, default=10_000)
-    p.add_argument("--min-motion", type=float, default=0.3)
     p.add_argument("--strip", default=None, help="write the strip PNG here (needs --vae)")
     p.add_argument("--vae", default="weights/stages/vae_pooled")
     args = p.parse_args()
-    dit, data = teacher_and_windows(args.teacher, args.config, args.seconds)
-    batches = [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
+    dit = DiT.from_pretrained(args.teacher).eval()
+    batches = window_batches(args)
     sigmas = [float(s) for s in args.sigmas.split(",")]
     g = torch.Generator().manual_seed(0)
     tiles: list[list[torch.Tensor]] = []

@@ -19,7 +19,7 @@ import torch
 
 from relic.models.conditioning import plane_warp
 from relic.training.probe import axis_motion, counterfactual, rows
-from relic.training.teacher import stage_windows
+from relic.training.teacher import add_window_args, window_batches
 
 
 def last_warp(z0: torch.Tensor, batch, depth: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,16 +31,11 @@ def last_warp(z0: torch.Tensor, batch, depth: float) -> tuple[torch.Tensor, torc
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
+    add_window_args(p)
     p.add_argument("--axes", default="dolly,pan,truck,roll")
-    p.add_argument("--depths", default="4,8,16,32,64")
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--batches", type=int, default=10)
-    p.add_argument("--first-batch", type=int, default=10_000)
-    p.add_argument("--min-motion", type=float, default=0.3)
+    p.add_argument("--depths", default="32,64,128,256")
     args = p.parse_args()
-    data = stage_windows(args.config, args.seconds)
-    batches = [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
+    batches = window_batches(args)
     depths = [float(d) for d in args.depths.split(",")]
     rms = lambda z: z.pow(2).mean((1, 2, 3)).sqrt()                              # noqa: E731  (n,)
     print("| axis (windows) | D (d̄) | frozen | warped as commanded | warped with the axis mirrored | coverage |")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from relic.training.probe import axis_motion
-from relic.training.teacher import stage_windows
+from relic.training.teacher import add_window_args, window_batches
 
 SPEC = {"dolly": ("zoom", (1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)),
         "pan": ("shift", (0.5, 1, 2, 3, 4, 6, 8, 10)),
@@ -70,14 +70,9 @@ def average_warp(x: torch.Tensor, kind: str, magnitudes: list[float], sign: int)
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
-    p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--batches", type=int, default=10)
-    p.add_argument("--first-batch", type=int, default=10_000)
-    p.add_argument("--min-motion", type=float, default=0.3)
+    add_window_args(p)
     args = p.parse_args()
-    data = stage_windows(args.config, args.seconds)
-    batches = [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
+    batches = window_batches(args)
     print("| axis (windows) | frozen | best warp | best warp the opposite way |")
     print("|---|---|---|---|")
     windows: dict[str, list] = {}

@@ -357,28 +357,36 @@ def test_action_coords_offset_is_affine_over_the_image():
     assert plain.action_encoder.offset(1, feats).shape == (2, 3, 1, CFG.dim)        # one offset per frame
 
 
-def test_action_coords_start_as_exactly_the_model_without(tmp_path):
-    """Turning action_coords on for a trained checkpoint (``init_dit`` with the override, or a config asking for
-    it) adds zero-initialized layers: the outputs are bit for bit the checkpoint's, so a teacher continues from
-    where it was; the same weights without the setting load strictly as before."""
+def _switch_on(tmp_path, setting: str, seed: int):
+    """A checkpoint saved without ``setting``, loaded with it on through ``init_dit`` (as a stage's ``model.dit``
+    override does), and inputs for both: (old, new, (x, t, text, actions, R, P)); latent 0 at timestep 0."""
     from relic.training.teacher import init_dit
 
-    old = _model(seed=15)
+    old = _model(seed=seed, coords=setting != "action_coords")
     old.save_pretrained(tmp_path / "old")
-    new = init_dit(str(tmp_path / "old"), {"action_coords": True}).eval()
-    assert new.cfg.action_coords and new.action_encoder.coord_proj is not None
-    g = torch.Generator().manual_seed(16)
+    new = init_dit(str(tmp_path / "old"), {setting: True}).eval()
+    assert getattr(new.cfg, setting) and not getattr(DiT.from_pretrained(tmp_path / "old").cfg, setting)
+    g = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(2, 4, 3, 4, 6, generator=g)
+    t = torch.tensor([[0.0, 400.0, 400.0], [0.0, 900.0, 900.0]])
     text = torch.randn(2, 3, 32, generator=g)
     a = torch.rand(2, 9, 13, generator=g)
     R, P = _rand_pose(2, 3, g)
+    with torch.no_grad():            # zero-initialized: bit for bit the checkpoint's outputs
+        assert torch.equal(new(x, t, text, None, a, R, P), old(x, t, text, None, a, R, P))
+    return old, new, (x, t, text, a, R, P)
+
+
+def test_action_coords_start_as_exactly_the_model_without(tmp_path):
+    """Turning action_coords on for a trained checkpoint (``init_dit`` with the override, or a config asking for
+    it) adds zero-initialized layers: the outputs are bit for bit the checkpoint's, so a teacher continues from
+    where it was; the same weights without the setting load strictly as before; woken, the offsets matter."""
+    old, new, (x, t, text, a, R, P) = _switch_on(tmp_path, "action_coords", 15)
+    assert new.action_encoder.coord_proj is not None
     with torch.no_grad():
-        assert torch.equal(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
-        with torch.no_grad():
-            for p in new.action_encoder.coord_proj.parameters():
-                p.normal_(0, 0.3)
-        assert not torch.allclose(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
-    assert not DiT.from_pretrained(tmp_path / "old").cfg.action_coords
+        for p in new.action_encoder.coord_proj.parameters():
+            p.normal_(0, 0.3)
+        assert not torch.allclose(new(x, t, text, None, a, R, P), old(x, t, text, None, a, R, P))
 
 
 # ------------------------------------------------------------------------------------------ camera rays
@@ -436,27 +444,15 @@ def test_camera_rays_tell_a_dolly_from_a_standstill_and_a_roll_from_a_pan():
 def test_camera_rays_start_as_exactly_the_model_without(tmp_path):
     """Turning camera_rays on for a trained checkpoint adds zero-initialized layers: the outputs are bit for bit the
     checkpoint's; woken, the rays change the prediction, differently on different tokens of a frame."""
-    from relic.training.teacher import init_dit
-
-    old = _model(seed=17, coords=True)
-    old.save_pretrained(tmp_path / "old")
-    new = init_dit(str(tmp_path / "old"), {"camera_rays": True}).eval()
-    assert new.cfg.camera_rays and new.ray_encoder is not None
-    g = torch.Generator().manual_seed(18)
-    x = torch.randn(2, 4, 3, 4, 6, generator=g)
-    text = torch.randn(2, 3, 32, generator=g)
-    a = torch.rand(2, 9, 13, generator=g)
-    R, P = _rand_pose(2, 3, g)
+    old, new, (x, t, text, a, R, P) = _switch_on(tmp_path, "camera_rays", 17)
     with torch.no_grad():
-        assert torch.equal(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
         for p in new.ray_encoder.proj.parameters():
             p.normal_(0, 0.3)
-        assert not torch.allclose(new(x, 400.0, text, None, a, R, P), old(x, 400.0, text, None, a, R, P))
-        rays = new.ray_encoder.features(torch.randn(2, 3, 12, 6, generator=g))
+        assert not torch.allclose(new(x, t, text, None, a, R, P), old(x, t, text, None, a, R, P))
+        rays = new.ray_encoder.features(torch.randn(2, 3, 12, 6, generator=torch.Generator().manual_seed(18)))
         act, qk = new.ray_encoder.offsets(0, rays)
     assert act.shape == (2, 3, 12, CFG.dim) and qk.shape == (2, 3, 12, 2, CFG.dim)
     assert not torch.allclose(act[:, :, 0], act[:, :, 1])
-    assert not DiT.from_pretrained(tmp_path / "old").cfg.camera_rays
 
 
 # ------------------------------------------------------------------------------------------ warp condition
@@ -514,20 +510,9 @@ def test_warp_condition_starts_exactly_as_the_model_without_and_reads_frame_0(tm
     """Turning warp_condition on for a trained checkpoint adds a zero-initialized layer: outputs bit for bit the
     checkpoint's. Woken, the first latent comes from x's frame 0 in an image-to-video forward (timestep 0 there)
     exactly as if passed; a chunk after latent 0, or a noised frame 0, without it is one clear error."""
-    from relic.training.teacher import init_dit
-
-    old = _model(seed=19, coords=True)
-    old.save_pretrained(tmp_path / "old")
-    new = init_dit(str(tmp_path / "old"), {"warp_condition": True}).eval()
-    assert new.cfg.warp_condition and new.warp_encoder is not None
+    old, new, (x, t, text, a, R, P) = _switch_on(tmp_path, "warp_condition", 19)
     g = torch.Generator().manual_seed(20)
-    x = torch.randn(2, 4, 3, 4, 6, generator=g)
-    text = torch.randn(2, 3, 32, generator=g)
-    a = torch.rand(2, 9, 13, generator=g)
-    R, P = _rand_pose(2, 3, g)
-    t = torch.tensor([[0.0, 400.0, 400.0], [0.0, 900.0, 900.0]])
     with torch.no_grad():
-        assert torch.equal(new(x, t, text, None, a, R, P), old(x, t, text, None, a, R, P))
         for p in new.warp_encoder.proj.parameters():
             p.normal_(0, 0.3)
         implicit = new(x, t, text, None, a, R, P)
@@ -541,4 +526,3 @@ def test_warp_condition_starts_exactly_as_the_model_without_and_reads_frame_0(tm
             new(x, 400.0, text, None, a, R, P)
         with pytest.raises(ValueError, match="first_latent must be"):
             new(x, t, text, None, a, R, P, first_latent=x[:, :, 0, :2])
-    assert not DiT.from_pretrained(tmp_path / "old").cfg.warp_condition

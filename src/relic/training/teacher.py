@@ -224,6 +224,23 @@ def stage_windows(config: str, seconds: float, batch_size: int = 4) -> LatentSam
     return LatentSamples(cfg.data, build_text_encoder(mcfg.text_encoder, mcfg.text_len))
 
 
+def add_window_args(parser, seconds: float = 3.0) -> None:
+    """The diagnostics scripts' window options: ``--config`` (a teacher stage's YAML: its data), ``--seconds``,
+    ``--batches``, ``--first-batch`` and ``--min-motion`` (the mean |action| a window must show on an axis)."""
+    parser.add_argument("--config", required=True, help="a teacher stage's YAML: its data")
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--first-batch", type=int, default=10_000)
+    parser.add_argument("--min-motion", type=float, default=0.3)
+
+
+def window_batches(args) -> list[LatentBatch]:
+    """Batches ``first_batch`` .. ``first_batch + batches − 1`` of :func:`stage_windows` for :func:`add_window_args`'
+    options: the same windows in every script that takes them."""
+    data = stage_windows(args.config, args.seconds)
+    return [data.batch(args.first_batch + i, 0, 1) for i in range(args.batches)]
+
+
 def teacher_and_windows(teacher: str, config: str, seconds: float, batch_size: int = 4):
     """For diagnostics: the teacher DiT (eval mode) and :func:`stage_windows` of its stage's config."""
     from relic.models.dit import DiT
