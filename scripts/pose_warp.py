@@ -4,9 +4,9 @@
 pose (R, P of its last latent, relative to the first frame, P in units of d̄, exactly what the DiT is given): the
 homography of a fronto-parallel plane at depth D in front of the first camera,
 ``x_k ~ K R (I − P e3ᵀ / D) K⁻¹ x_0`` (exact for pure rotations whatever D), applied to the start latent at latent
-resolution (:func:`relic.models.conditioning.plane_warp`, what ``DiTConfig.warp_condition`` feeds the DiT). One D for every window (printed for each of ``--depths``). Per axis: the last
-latent's RMS error frozen, warped by the commanded pose, and warped by the pose with that axis mirrored
-(re-integrated as ``scripts/command_x0.py`` does); pixels the warp cannot fill keep the start latent.
+resolution (:func:`relic.models.conditioning.plane_warp`, what ``DiTConfig.warp_condition`` feeds the DiT). One D
+for every window (printed for each of ``--depths``). Per axis: the last latent's RMS error frozen, warped by the
+commanded pose, and warped by the pose with that axis mirrored (re-integrated as ``scripts/command_x0.py`` does); pixels the warp cannot fill keep the start latent.
 
     python scripts/pose_warp.py --config configs/tiny/teacher_r6.yaml
 """

@@ -94,7 +94,8 @@ def main() -> None:
         print(f"| {axis} ({len(rows)}) | {f:.3f} | {b_:.3f} ({100 * (b_ / f - 1):+.1f} %) | "
               f"{o:.3f} ({100 * (o / f - 1):+.1f} %) |")
     print()
-    print("| axis (windows) | amounts | the way vs the opposite way: x0 differs by | error the way | the opposite way |")
+    print("| axis (windows) | amounts | the way vs the opposite way: x0 differs by | error the way "
+          "| the opposite way |")
     print("|---|---|---|---|---|")
     for axis, (kind, _) in SPEC.items():
         ws = windows[axis]

@@ -169,7 +169,8 @@ def camera_rays(R: torch.Tensor, P: torch.Tensor, h: int, w: int, fov_deg: float
 
 
 class RayEncoder(nn.Module):
-    """(b f s 6) token rays -> per-block (b f s dim) hidden offsets and (b f s 2 dim) query/key offsets, zero at init."""
+    """(b f s 6) token rays -> per-block (b f s dim) hidden offsets and (b f s 2 dim) query/key offsets, zero at
+    initialization."""
 
     def __init__(self, dim: int, num_layers: int, hidden: int = 256):
         super().__init__()

@@ -94,7 +94,8 @@ class SelfAttention(_Attention):
                 sp: SequenceParallel | None = None) -> tuple[torch.Tensor, KV]:
         """x (b n d) -> (b n d) and the current tokens' (k pre-RoPE, v, pos).
 
-        pose_qk: (b f 1|s 2 d) query/key offsets per frame or per token; ctx: extra (k, v, pos) attended before x's tokens.
+        pose_qk: (b f 1|s 2 d) query/key offsets per frame or per token; ctx: extra (k, v, pos) attended before
+        x's tokens.
         With ``sp``, x is this rank's (b f*s/P d) token shard; q/k/v go head-parallel for attention (all n
         tokens, heads/P), ctx and the returned k, v are head shards, pos/freqs/attn_mask are global.
         """
@@ -342,8 +343,9 @@ class DiT(nn.Module):
                 :meth:`rotate_context` returns them): skip rotating them here. The streaming student rotates
                 a block's context once instead of in each of its forwards; the result is bitwise the same
                 when the keys come in the compute dtype of this forward.
-            command_keep: (b,) bool; where False, that sample's action and pose offsets are zeroed, which is
-                exactly the forward without ``actions`` and ``R, P`` for it (the "no command" branch that
+            command_keep: (b,) bool; where False, that sample's action and pose offsets (and the ray and warp
+                offsets made from the poses) are zeroed, which is exactly the forward without ``actions`` and
+                ``R, P`` for it (the "no command" branch that
                 command dropout trains and command guidance samples). None keeps every sample's command.
             first_latent: (b c H W) the clean first latent, for ``warp_condition`` (warped to R, P). None takes
                 x's frame 0, which must then be the clean latent 0 (``frame_offset`` 0 and its timesteps 0, as in
