@@ -218,6 +218,9 @@ def test_report_compares_models(tmp_path):
     assert q["models"]["teacher"]["summary"]["flicker"] == pytest.approx(q["ground_truth"]["summary"]["flicker"])
     md = (tmp_path / "report.md").read_text()
     assert "teacher RPE-t" in md and "student RPE-t" in md
+    assert "**Beats copying**" in md and "| teacher | 1 |" in md
+    assert {"quality_horizon.png", "quality_horizon_strip.png"} <= set(rep["plots"])
+    assert set(rep["quality"]["horizon"]["models"]) == {"teacher", "student"}
     assert len(rep["videos"]) == 2 * 4 and all((tmp_path / v).is_file() for v in rep["videos"])
 
 
@@ -409,3 +412,51 @@ def test_report_names_models_relative_to_the_working_directory(tmp_path, monkeyp
     assert shown_source("relic-tiny") == "relic-tiny"                   # a preset name
     outside = tmp_path.parent / "elsewhere"
     assert shown_source(str(outside)) == str(outside)
+
+
+class FrozenSession(OracleSession):
+    """The trivial baseline as a 'model': the start frame, repeated."""
+
+    def step(self, actions):
+        super().step(actions)
+        return np.repeat(self.gt[:1], len(actions), axis=0)
+
+
+def test_horizon_scores_the_oracle_above_and_the_frozen_frame_at_exactly_zero():
+    """The horizon (beats copying) measure: a model that repeats its start frame gains exactly 0 dB at every
+    time; one that renders the ground truth gains the PSNR cap minus the frozen PSNR, and meets the target."""
+    from relic.eval.suites import horizon
+    from relic.eval.suites.memory import PSNR_CAP
+
+    world = World(WorldConfig())
+    try:
+        rep = horizon.run([OracleSession(world, "oracle"), FrozenSession(world, "frozen")], world, [B], 16,
+                          quick=True)
+    finally:
+        world.release()
+    assert rep["times_s"] == [0.5, 1.0] and rep["target_db"] == [None, 1.5]
+    fro, ora = rep["models"]["frozen"]["summary"], rep["models"]["oracle"]["summary"]
+    assert fro["n_scenes"] == ora["n_scenes"] == 1
+    assert fro["gain_db"] == [0.0, 0.0] and fro["target_met"] == [None, False]
+    assert ora["psnr"] == [PSNR_CAP, PSNR_CAP] and ora["target_met"] == [None, True]
+    assert ora["gain_db"] == pytest.approx([PSNR_CAP - f for f in fro["psnr_frozen"]])
+    assert all(f < 40 for f in fro["psnr_frozen"])                       # the quick script does move
+
+
+def test_horizon_gains_window_and_bounds():
+    """Each time averages the frames within ±half a window (frame 0 never counts); past the clip is None."""
+    from relic.eval.suites.horizon import gains, wander_script
+    from relic.eval.suites.memory import psnr
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (9, 4, 6, 3), dtype=np.uint8)
+    frames = gt.copy()
+    frames[1:] = rng.integers(0, 256, (8, 4, 6, 3), dtype=np.uint8)
+    g = gains(gt, frames, fps=4, times=(0.0, 1.0, 5.0), half_window_s=0.25)     # ±1 frame
+    assert g["psnr"][0] == pytest.approx(psnr(frames[1], gt[1]))                  # t = 0: frame 1 only
+    assert g["psnr"][1] == pytest.approx(np.mean([psnr(frames[i], gt[i]) for i in (3, 4, 5)]))
+    assert g["psnr_frozen"][1] == pytest.approx(np.mean([psnr(gt[0], gt[i]) for i in (3, 4, 5)]))
+    assert g["gain_db"][1] == pytest.approx(g["psnr"][1] - g["psnr_frozen"][1])
+    assert g["psnr"][2] is None and g["gain_db"][2] is None
+    a = wander_script(16, 20.0, step=4)
+    assert a.shape == (321, 13) and a[0, 12] == 1 and not a[1:, 12].any()           # every frame moves

@@ -155,3 +155,74 @@ def test_replay_peak_memory_flat_while_naive_grows():
     assert replay_slope < 0.35 * naive_slope, peaks
     assert peaks["replay", 7] < 0.4 * peaks["naive", 7], peaks
     np.testing.assert_array_less(0, list(peaks.values()))
+
+
+def _write_pairs(directory, n: int, f: int = 5, h: int = 4, w: int = 6, k: int = 4):
+    from relic.training.ode import write_pair
+
+    g = torch.Generator().manual_seed(11)
+    for i in range(n):
+        write_pair(directory / f"pair_{i:06d}.safetensors", torch.randn(k, 16, f, h, w, generator=g),
+                   torch.randn(16, f, h, w, generator=g), torch.rand(1 + 4 * (f - 1), 13, generator=g),
+                   torch.eye(3).expand(f, 3, 3), torch.rand(f, 3, generator=g), torch.randn(3, 8, generator=g),
+                   torch.ones(3, dtype=torch.bool), f"pair {i}", [0.9, 0.7, 0.5, 0.2])
+
+
+def test_regression_adds_weight_times_the_ode_init_gradient_of_the_steps_pair(tmp_path):
+    """DMD's regression term back-propagates exactly ``weight`` × ODE init's hybrid-forcing loss on the step's pair
+    (the same files cycle, the same K / step draw), and returns that loss."""
+    import contextlib
+    import types
+
+    from relic.config import DiTConfig
+    from relic.models.dit import DiT
+    from relic.training.dmd import DMDStageConfig, DMDTask, RegressionConfig
+    from relic.training.ode import draw_hybrid, hybrid_forcing_loss, list_pairs, pair_batch, read_pair
+
+    _write_pairs(tmp_path, 3)
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(dim=32, ffn_dim=64, text_dim=8, num_heads=2, num_layers=2, freq_dim=32, action_hidden=16,
+                        pose_hidden=16, warp_condition=True))
+    for p in dit.parameters():                                    # wake the zero-initialized outputs
+        if p.abs().sum() == 0 and p.ndim > 1:
+            torch.nn.init.normal_(p, std=0.02)
+    task = DMDTask(DMDStageConfig(regression=RegressionConfig(weight=0.7, pairs=str(tmp_path))))
+    task.student, task.pair_files = dit, list_pairs(tmp_path)
+
+    def gen(*key):
+        return torch.Generator().manual_seed(hash(key) & 0xFFFF)
+
+    trainer = types.SimpleNamespace(loop=types.SimpleNamespace(grad_accum=1), generator=gen,
+                                    autocast=contextlib.nullcontext)
+    value = task._regression(trainer, step=4)                     # step 4 of 3 files -> pair_000001
+    got = {n: p.grad.clone() for n, p in dit.named_parameters() if p.grad is not None}
+    dit.zero_grad(set_to_none=True)
+    pair = pair_batch(task.pair_files, 4, 0, 1, 1)
+    assert torch.equal(pair["x0"][0], read_pair(tmp_path / "pair_000001.safetensors")["x0"])
+    K, steps = draw_hybrid(task.cfg.regression.hybrid, pair, task.model_cfg, gen("regression", 0))
+    loss = hybrid_forcing_loss(dit, pair, task.model_cfg, K, steps)
+    loss.backward()
+    assert value == pytest.approx(float(loss.detach()), rel=1e-6) and value > 0
+    want = {n: 0.7 * p.grad for n, p in dit.named_parameters() if p.grad is not None}
+    assert got.keys() == want.keys() and len(got) > 10
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-8)
+    # weight 0 is plain DMD: nothing is read or back-propagated
+    dit.zero_grad(set_to_none=True)
+    task.cfg.regression.weight = 0.0
+    assert task._regression(trainer, step=4) == 0.0
+    assert all(p.grad is None for p in dit.parameters())
+
+
+@pytest.mark.parametrize("reg", [{"weight": 0.5}, {"weight": -1.0, "pairs": "x"}, {"weight": 1.0, "pairs": "x",
+                                                                                    "batch_size": 0}])
+def test_regression_config_errors_are_one_line(reg, tmp_path):
+    from relic.training.dmd import DMDStageConfig, DMDTask, RegressionConfig
+
+    task = DMDTask(DMDStageConfig(regression=RegressionConfig(**reg)))
+    with pytest.raises(UserError, match="regression needs") as e:
+        task.build(None)
+    assert len(str(e.value).splitlines()) == 1
+    task = DMDTask(DMDStageConfig(regression=RegressionConfig(weight=0.5, pairs=str(tmp_path / "none"))))
+    with pytest.raises(UserError, match="ODE pair directory not found"):
+        task.build(None)

@@ -65,7 +65,9 @@ def test_pipeline_end_to_end(tmp_path):
     assert latest_checkpoint(runs / "ode_init" / "checkpoints") is not None
 
     _train("dmd", "dmd.yaml", *lat, f"student={runs / 'ode_init' / 'final'}", f"teacher={teacher}", f"vae={vae}",
-           f"out={runs / 'dmd'}", "loop.steps=2", "dmd.critic_steps=1")
+           f"out={runs / 'dmd'}", "loop.steps=2", "dmd.critic_steps=1", "regression.weight=0.5",
+           f"regression.pairs={runs / 'pairs'}")
     assert (runs / "dmd" / "final" / "model.safetensors").is_file()
+    assert all(r["regression"] > 0 for r in read_metrics(runs / "dmd"))
     from relic.models.dit import DiT
     DiT.from_pretrained(runs / "dmd" / "final")

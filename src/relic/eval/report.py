@@ -11,6 +11,9 @@
   against the gap, memory on (solid) and off (dashed);
 * ``memory_strips.png`` — frame strips first visit / revisit / ground truth, memory on and off;
 * ``quality_psnr_early.png`` — per-frame PSNR against the ground truth over the first second;
+* ``quality_horizon.png`` — PSNR gain over the frozen start frame at 1, 2, 5, 10 and 20 s of the wander
+  script, per model, with issue 23's targets; ``quality_horizon_strip.png`` — its frames (ground truth |
+  models | frozen) at those times in the first two scenes;
 * ``speed.png`` — FPS and block time per horizon per model;
 * ``distill.png`` — per clip: early-frame PSNR of teacher and student against the ground truth, and the
   student's speedup over the teacher (the 20x target dashed);
@@ -222,6 +225,28 @@ def plot_quality(quality: dict, out: Path) -> Path:
     return _save(fig, out / "quality_psnr_early.png")
 
 
+def plot_horizon(h: dict, out: Path) -> Path:
+    """Gain over the frozen start frame vs time, per model, with the issue's targets."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ts = h["times_s"]
+    for k, (label, m) in enumerate(h["models"].items()):
+        g = [np.nan if x is None else x for x in m["summary"]["gain_db"]]
+        ax.plot(ts, g, "o-", color=f"C{k}", label=label)
+    tg = [np.nan if x is None else x for x in h["target_db"]]
+    ax.plot(ts, tg, "k_", markersize=18, mew=2, label="target")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(ts, [f"{t:g}" for t in ts])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("PSNR gain over the frozen start frame (dB)")
+    ax.set_title(f"Beats copying: {h['seconds']:g} s {h['script']} script (mean over scenes)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out / "quality_horizon.png")
+
+
 def plot_speed(speed: dict, out: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -322,6 +347,16 @@ def save_teacher_strip(teacher: dict, out: Path) -> Path:
     path = out / "teacher_strip.png"
     with atomic_path(path) as tmp:
         Image.fromarray(teacher["_strip"]).save(tmp, format="PNG", optimize=True)
+    return path
+
+
+def save_horizon_strip(h: dict, out: Path) -> Path:
+    """The horizon's strip (:mod:`relic.eval.suites.horizon`: ground truth | models | frozen) as a PNG."""
+    from PIL import Image
+
+    path = out / "quality_horizon_strip.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(h["_strip"]).save(tmp, format="PNG", optimize=True)
     return path
 
 
@@ -436,7 +471,29 @@ def _md_quality(q: dict, lines: list[str]) -> None:
     if q["lpips"] != "computed":
         lines += ["", f"LPIPS: {q['lpips']}. VBench imaging / aesthetic scores are not computed (they need "
                   "network weights)."]
+    if "horizon" in q:
+        _md_horizon(q["horizon"], lines)
     lines.append("")
+
+
+def _md_horizon(h: dict, lines: list[str]) -> None:
+    ts = h["times_s"]
+    target = " / ".join(f"{'+' if x > 0 else '≥ '}{x:g}" if x is not None else "—" for x in h["target_db"])
+    lines += ["", f"**Beats copying** ({h['seconds']:g} s {h['script']} script from each scene's start frame; PSNR vs "
+              "ground truth averaged over ±0.25 s around each time, beside the frozen start frame; target gain "
+              f"{target} dB at {' / '.join(f'{t:g}' for t in ts)} s):", "",
+              "| model | scenes | " + " | ".join(f"PSNR {t:g} s" for t in ts) + " | "
+              + " | ".join(f"gain {t:g} s" for t in ts) + " | target met |",
+              "|---|---|" + "---|" * (2 * len(ts) + 1)]
+    for label, m in h["models"].items():
+        s = m["summary"]
+        met = s["target_met"]
+        verdict = "n/a" if all(x is None for x in met) else f"{sum(bool(x) for x in met)} of {len(met)} times"
+        lines.append(f"| {label} | {s['n_scenes']} | " + " | ".join(_fmt(x, 2) for x in s["psnr"]) + " | "
+                     + " | ".join(_fmt(x, 2) for x in s["gain_db"]) + f" | {verdict} |")
+    lines += ["", "Frozen start frame PSNR: " + ", ".join(
+        f"{_fmt(x, 2)} dB at {t:g} s" for t, x in zip(ts, next(iter(h["models"].values()))["summary"]["psnr_frozen"]))
+        + "."]
 
 
 def _md_speed(sp: dict, lines: list[str]) -> None:
@@ -595,6 +652,9 @@ def markdown(report: dict, plots: list[Path], videos: list[Path], out: Path) -> 
     if "quality" in report:
         _md_quality(report["quality"], lines)
         img("quality_psnr_early.png", "early-frame PSNR")
+        if "horizon" in report["quality"]:
+            img("quality_horizon.png", "gain over the frozen start frame vs time")
+            img("quality_horizon_strip.png", "ground truth / models / frozen along the wander script")
     if "speed" in report:
         _md_speed(report["speed"], lines)
         img("speed.png", "speed")
@@ -632,6 +692,10 @@ def write_report(report: dict, out_dir: str | Path, videos: bool = True) -> list
             plots.append(plot_strips(report["memory"], out))
     if "quality" in report:
         plots.append(plot_quality(report["quality"], out))
+        if "horizon" in report["quality"]:
+            plots.append(plot_horizon(report["quality"]["horizon"], out))
+            if "_strip" in report["quality"]["horizon"]:
+                plots.append(save_horizon_strip(report["quality"]["horizon"], out))
     if "speed" in report:
         plots.append(plot_speed(report["speed"], out))
     if "distill" in report and any("skipped" not in r for m in report["distill"]["models"].values()

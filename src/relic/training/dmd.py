@@ -59,6 +59,7 @@ from relic.training.batches import LatentBatch, LatentDataConfig, LatentSamples
 from relic.training.config import LoopConfig, OptimConfig, model_config
 from relic.training.distributed import DistributedConfig, make_trainer, shard_module
 from relic.training.loop import Task, Trainer
+from relic.training.ode import HybridConfig, draw_hybrid, hybrid_forcing_loss, list_pairs, pair_batch
 from relic.training.teacher import FlowConfig, flow_matching_loss, sample_sigmas
 
 
@@ -311,6 +312,22 @@ def dmd_sigmas(b: int, d: DMDConfig, g: torch.Generator) -> torch.Tensor:
 
 
 @dataclass
+class RegressionConfig:
+    """DMD's regression loss (Yin et al. 2024, One-step Diffusion with Distribution Matching Distillation, §3.3).
+
+    Each generator update adds ``weight`` × the ODE-init hybrid-forcing regression (:func:`relic.training.ode.
+    hybrid_forcing_loss`) on a batch of the teacher's ODE pairs (``pairs``, as ``relic train ode-pairs`` wrote
+    them) to the DMD gradient, so the student keeps the teacher's noise→video mapping while DMD sharpens its
+    self-rollouts. ``weight: 0`` (the default) is plain DMD, as before.
+    """
+
+    weight: float = 0.0
+    pairs: str | None = None
+    batch_size: int = 1
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+
+
+@dataclass
 class DMDStageConfig:
     out: str = "runs/tiny/dmd"
     preset: str = "relic-tiny"
@@ -320,6 +337,7 @@ class DMDStageConfig:
     vae: str | None = "runs/tiny/vae/final"
     data: LatentDataConfig = field(default_factory=LatentDataConfig)
     dmd: DMDConfig = field(default_factory=DMDConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
     flow: FlowConfig = field(default_factory=lambda: FlowConfig(text_dropout=0.0))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-6, warmup_steps=0, schedule="constant"))
     critic_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=4e-6, warmup_steps=0, schedule="constant"))
@@ -343,6 +361,12 @@ class DMDTask(Task):
         dmd_sigmas(1, cfg.dmd, torch.Generator())                                                    # validate
         from relic.training.teacher import check_guide
         check_guide(cfg.dmd.guide)                                                                   # validate
+        reg = cfg.regression
+        if reg.weight < 0 or (reg.weight > 0 and not reg.pairs) or reg.batch_size < 1:
+            raise UserError("regression needs weight >= 0, batch_size >= 1 and, when weight > 0, the ODE pair "
+                            f"directory in regression.pairs (got weight {reg.weight}, pairs {reg.pairs!r}, "
+                            f"batch_size {reg.batch_size})")
+        self.pair_files = list_pairs(reg.pairs) if reg.weight > 0 else []
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(self.real).train().requires_grad_(True)
@@ -421,8 +445,29 @@ class DMDTask(Task):
                     naive_backward(outs, ro, grad, scale)
             dmd += val / accum
             exits.append(exit_step)
+        reg = self._regression(trainer, step)
         logs.update(self.trainer_step(trainer, "student"))
-        return {"loss": dmd, "dmd": dmd, "critic": critic, "exit_step": sum(exits) / len(exits), **logs}
+        w = self.cfg.regression.weight
+        if w > 0:
+            logs["regression"] = reg
+        return {"loss": dmd + w * reg, "dmd": dmd, "critic": critic, "exit_step": sum(exits) / len(exits), **logs}
+
+    def _regression(self, trainer: Trainer, step: int) -> float:
+        """Back-propagate ``regression.weight`` × the hybrid-forcing ODE regression of one pair batch per micro-batch
+        into the student (before its optimizer step); returns the mean regression loss (0 when the weight is 0)."""
+        rc = self.cfg.regression
+        if rc.weight <= 0:
+            return 0.0
+        accum = trainer.loop.grad_accum
+        total = 0.0
+        for micro in range(accum):
+            pair = pair_batch(self.pair_files, step, micro, accum, rc.batch_size)
+            K, steps = draw_hybrid(rc.hybrid, pair, self.model_cfg, trainer.generator("regression", micro))
+            with trainer.autocast():
+                loss = hybrid_forcing_loss(self.student, pair, self.model_cfg, K, steps, rc.hybrid.context_grad)
+            (rc.weight * loss.float() / accum).backward()
+            total += float(loss.detach()) / accum
+        return total
 
     def _scores(self, batch: LatentBatch, b: int):
         """(real(x, t, cond), fake(x, t)) velocity functions bound to the batch's conditioning."""
@@ -470,5 +515,5 @@ def run(cfg: DMDStageConfig, config_dict: dict, resume: bool = False) -> Path:
     return make_trainer(DMDTask(cfg), cfg.out, cfg.loop, config_dict, cfg.dist).fit(resume=resume)
 
 
-__all__ = ["rollout", "replay_backward", "naive_backward", "score_difference", "denoise_block", "draw_exit_step",
+__all__ = ["RegressionConfig", "rollout", "replay_backward", "naive_backward", "score_difference", "denoise_block", "draw_exit_step",
            "dmd_sigmas", "DMDTask", "DMDStageConfig"]

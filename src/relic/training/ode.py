@@ -285,6 +285,35 @@ def hybrid_forward(student, pair: dict, mcfg, K: int, step_index: torch.Tensor, 
     return x0_hat, x0[:, :, sl].float()
 
 
+def pair_batch(files: list[Path], step: int, micro: int, accum: int, batch_size: int) -> dict:
+    """The ODE pairs of one (step, micro) batch, stacked: trajectory (b k c f h w), x0 (b c f h w), actions,
+    R, P, text, text_mask. Under torchrun each rank reads its data-parallel slice; the files cycle."""
+    b = batch_size
+    rank, world = data_shard()
+    pairs = [read_pair(files[(((step * accum + micro) * world + rank) * b + j) % len(files)]) for j in range(b)]
+    keys = ("trajectory", "x0", "actions", "R", "P", "text", "text_mask")
+    try:
+        return {k: torch.stack([p[k] for p in pairs]) for k in keys}
+    except RuntimeError:
+        raise UserError("ODE pairs in one batch differ in length; use batch_size=1 or pairs of one horizon") from None
+
+
+def draw_hybrid(hy: HybridConfig, pair: dict, mcfg, g: torch.Generator) -> tuple[int, torch.Tensor]:
+    """One hybrid-forcing draw for a pair batch: (K noisy blocks, (K,) student step index per noisy block).
+
+    With probability ``hy.teacher_forcing`` (and B > 1 blocks) K ∈ [k_min, min(k_max, B − 1)] behind a clean
+    prefix, else K = B (diffusion forcing from the first frame alone).
+    """
+    B = (pair["x0"].shape[2] - 1) // mcfg.frames_per_block
+    k_max = min(B, hy.k_max or B)
+    k_min = min(max(1, hy.k_min), k_max)
+    if float(torch.rand((), generator=g)) < hy.teacher_forcing and B > 1:
+        K = int(torch.randint(k_min, min(k_max, B - 1) + 1, (), generator=g)) if k_min <= B - 1 else B
+    else:
+        K = B
+    return K, torch.randint(0, len(mcfg.sampler.timesteps), (K,), generator=g)
+
+
 class ODEInitTask(Task):
     name = "ode-init"
 
@@ -303,15 +332,7 @@ class ODEInitTask(Task):
         return self.cfg.batch_size
 
     def batch(self, step: int, micro: int, accum: int) -> dict:
-        b = self.cfg.batch_size
-        rank, world = data_shard()                     # data-parallel slice of the global batch (torchrun)
-        pairs = [read_pair(self.files[(((step * accum + micro) * world + rank) * b + j) % len(self.files)])
-                 for j in range(b)]
-        keys = ("trajectory", "x0", "actions", "R", "P", "text", "text_mask")
-        try:
-            return {k: torch.stack([p[k] for p in pairs]) for k in keys}
-        except RuntimeError:
-            raise UserError("ODE pairs in one batch differ in length; use batch_size=1 or pairs of one horizon") from None
+        return pair_batch(self.files, step, micro, accum, self.cfg.batch_size)
 
     def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
         hy = self.cfg.hybrid
@@ -319,16 +340,7 @@ class ODEInitTask(Task):
 
         def loss_fn(micro: int):
             pair = self.batch(step, micro, trainer.loop.grad_accum)
-            f = pair["x0"].shape[2]
-            B = (f - 1) // mcfg.frames_per_block
-            g = trainer.generator("hybrid", micro)
-            k_max = min(B, hy.k_max or B)
-            k_min = min(max(1, hy.k_min), k_max)
-            if float(torch.rand((), generator=g)) < hy.teacher_forcing and B > 1:
-                K = int(torch.randint(k_min, min(k_max, B - 1) + 1, (), generator=g)) if k_min <= B - 1 else B
-            else:
-                K = B
-            steps = torch.randint(0, len(mcfg.sampler.timesteps), (K,), generator=g)
+            K, steps = draw_hybrid(hy, pair, mcfg, trainer.generator("hybrid", micro))
             loss = hybrid_forcing_loss(self.student, pair, mcfg, K, steps, hy.context_grad)
             return loss, {"noisy_blocks": float(K)}
 

@@ -252,6 +252,32 @@ class ClipCache:
         return clip
 
 
+def label_frame(img: np.ndarray, text: str) -> np.ndarray:
+    """A copy of the uint8 (h w 3) frame with ``text`` written in its top-left corner (white on black)."""
+    import cv2
+
+    img = img.copy()
+    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def frame_grid(blocks: list[list[list[np.ndarray]]], gap: int = 2) -> np.ndarray:
+    """uint8 image of ``blocks`` (one per scene) of rows of equally sized uint8 (h w 3) tiles: tiles and rows
+    separated by white gaps of ``gap`` pixels, blocks by grey bars of 3·gap. An empty list gives a 1×1 image."""
+    out = []
+    for rows in blocks:
+        lines = []
+        for tiles in rows:
+            h = tiles[0].shape[0]
+            parts = [p for t in tiles for p in (t, np.full((h, gap, 3), 255, np.uint8))][:-1]
+            lines.append(np.concatenate(parts, axis=1))
+            lines.append(np.full((gap, lines[-1].shape[1], 3), 255, np.uint8))
+        block = np.concatenate(lines[:-1])
+        out += [block, np.full((3 * gap, block.shape[1], 3), 128, np.uint8)]
+    return np.concatenate(out[:-1]) if out else np.zeros((1, 1, 3), np.uint8)
+
+
 def model_summary(session) -> dict:
     """The model's identity in the report: label, memory config, sizes."""
     cfg = session.cfg

@@ -53,7 +53,7 @@ import time
 import numpy as np
 
 from relic.eval.metrics import saturation, sharpness
-from relic.eval.suites.common import World, motion_rows, script
+from relic.eval.suites.common import World, frame_grid, label_frame, motion_rows, script
 from relic.eval.suites.memory import psnr
 
 TIMES_S: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
@@ -114,38 +114,19 @@ def summarize(rows: list[dict], times: tuple[float, ...] = TIMES_S) -> dict:
     return out
 
 
-def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    img = img.copy()
-    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 2, cv2.LINE_AA)
-    cv2.putText(img, text, (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
-    return img
-
-
 def strip(scenes: list[tuple], frames: list[int], times: tuple[float, ...]) -> np.ndarray:
     """uint8 image: per scene (seed, gt, teacher[, vae round trip[, student]]) the rows ground truth | teacher |
     student | vae | frozen (those given), columns: the start and each time."""
     cols = [0, *frames]
     names = ["start", *[f"{t:g} s" for t in times]]
-    gap = 2
     blocks = []
     for seed, gt, gen, *rest in scenes:
-        rows = []
         vae, student = (list(rest) + [None, None])[:2]
         kinds = [("gt", gt), ("teacher", gen)] + [(k, v) for k, v in (("student", student), ("vae", vae))
                                                    if v is not None] + [("frozen", None)]
-        for kind, video in kinds:
-            tiles = []
-            for k, name in zip(cols, names):
-                f = gt[0] if video is None else video[k]
-                tiles.append(_label(f, f"{kind} {name}" if kind == "gt" else kind))
-                tiles.append(np.full((f.shape[0], gap, 3), 255, np.uint8))
-            rows.append(np.concatenate(tiles[:-1], axis=1))
-        block = np.concatenate([np.concatenate([r, np.full((gap, r.shape[1], 3), 255, np.uint8)]) for r in rows])
-        blocks.append(block)
-        blocks.append(np.full((3 * gap, block.shape[1], 3), 128, np.uint8))
-    return np.concatenate(blocks[:-1]) if blocks else np.zeros((1, 1, 3), np.uint8)
+        blocks.append([[label_frame(gt[0] if video is None else video[k], f"{kind} {name}" if kind == "gt" else kind)
+                        for k, name in zip(cols, names)] for kind, video in kinds])
+    return frame_grid(blocks)
 
 
 def run(session, world: World, teacher, seeds: list[int], fps: int, quick: bool = False, steps: int = 20,
@@ -216,17 +197,10 @@ def direction_strip(shown: list[tuple[str, list[np.ndarray]]]) -> np.ndarray:
     """uint8 image: one row per motion of one scene (``"seed:motion"``, [start, ground truth, teacher, student,
     the opposite motion's ground truth], each (h w 3) uint8: the clip's last frame but the start). A teacher
     that follows the command looks like the second column, not the fifth; one that ignores it, like the first."""
-    gap = 2
     names = ["start", "ground truth", "teacher", "student", "opposite's gt"]
-    rows = []
-    for label, tiles in shown:
-        row = []
-        for k, (name, img) in enumerate(zip(names, tiles)):
-            row.append(_label(img, f"{label.split(':')[1]}: {name}" if k == 0 else name))
-            row.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
-        rows.append(np.concatenate(row[:-1], axis=1))
-        rows.append(np.full((gap, rows[-1].shape[1], 3), 255, np.uint8))
-    return np.concatenate(rows[:-1]) if rows else np.zeros((1, 1, 3), np.uint8)
+    rows = [[label_frame(img, f"{label.split(':')[1]}: {name}" if k == 0 else name)
+             for k, (name, img) in enumerate(zip(names, tiles))] for label, tiles in shown]
+    return frame_grid([rows]) if rows else frame_grid([])
 
 
 def contrast_db(video: np.ndarray, own: np.ndarray, other: np.ndarray) -> float:
