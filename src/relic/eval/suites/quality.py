@@ -25,7 +25,7 @@ import numpy as np
 
 from relic.eval.metrics import motion_smoothness, per_frame, sharpness, ssim, temporal_flicker
 from relic.eval.suites.memory import psnr
-from relic.eval.suites import horizon
+from relic.eval.suites.horizon import run as run_horizon
 from relic.eval.suites.common import ClipCache, World, motion_rows, script, static_rows
 
 
@@ -102,7 +102,7 @@ def run(sessions: list, world: World, cache: ClipCache, seeds: list[int], fps: i
                   **{k: _mean([r[k] for r in gt_done]) for k in ("flicker", "smoothness", "sharpness")},
                   "flicker_static": _mean([r["flicker"] for r in gt_done if r["clip"] == "static"])}
     return {"seeds": list(seeds), "clips": [n for n, _, _ in scripts], "early_seconds": early_seconds,
-            "horizon": horizon.run(sessions, world, seeds, fps, quick, rot_deg),
+            "horizon": run_horizon(sessions, world, seeds, fps, quick, rot_deg),
             "ground_truth": {"summary": gt_summary, "results": gt_rows}, "models": models,
             "lpips": "computed" if lpips is not None else
             "omitted: LPIPS needs network weights; pass --lpips-weights PATH (a local safetensors file)"}
