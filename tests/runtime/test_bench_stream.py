@@ -37,6 +37,25 @@ def test_recompute_limit_under_one_latent_skips_the_baseline(model_dir, tmp_path
     assert plot.stat().st_size > 0                      # the plot leaves the skipped baseline out
 
 
+def test_recompute_estimate_never_falls_below_a_measured_point():
+    """Two noisy timings can put the longer history's time under the shorter's: the quadratic extrapolation then
+    keeps the larger measured time instead of going below it (it once reported -146 ms)."""
+    import types
+
+    from relic.runtime.bench import _recompute_row
+
+    session = types.SimpleNamespace(cache=types.SimpleNamespace(T=6), frames_per_step=4)
+    cfg = types.SimpleNamespace(frames_per_block=1)
+    args = types.SimpleNamespace(recompute_max_tokens=100, baseline_blocks=1)
+    noisy = [(6, 9.0, 17.0), (96, 8.5, 16.0)]                 # the longer history timed faster
+    row = _recompute_row(session, cfg, 80, args, list(noisy))
+    assert row["estimated"] and row["block_ms_p50"] == 9.0 and row["cpu_ms_p50"] == 17.0       # the larger
+    grows = [(6, 2.0, 4.0), (96, 8.0, 16.0)]
+    row = _recompute_row(session, cfg, 80, args, list(grows))
+    n, n1, n2 = 81 * 6, 6, 96
+    assert row["block_ms_p50"] == round(2.0 + 6.0 / (n2 ** 2 - n1 ** 2) * (n ** 2 - n1 ** 2), 1) > 8.0
+
+
 def _one_error_line(capsys, *words) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("relic: error:"), err

@@ -291,9 +291,11 @@ def run(args: argparse.Namespace) -> dict:
                 fc["estimated"] = False
             else:
                 (n1, m1), (n2, m2) = full_points[-2], full_points[-1]
-                ms = m2 + (m2 - m1) / max(n2 - n1, 1) * (tokens_full - n2)
+                # linear in context tokens; a timing-noise slope below 0 is 0 (more context never costs less)
+                ms = m2 + max(m2 - m1, 0.0) / max(n2 - n1, 1) * (tokens_full - n2)
                 bpt = full.cache.stats()["bytes"] / max(full.cache.stats()["stored_tokens"], 1)
-                cpu_ms = cpu_points[-1][1] + (cpu_points[-1][1] - cpu_points[-2][1]) / max(n2 - n1, 1) * (tokens_full - n2)
+                c1, c2 = cpu_points[-2][1], cpu_points[-1][1]
+                cpu_ms = c2 + max(c2 - c1, 0.0) / max(n2 - n1, 1) * (tokens_full - n2)
                 fc = {"fps": round(session.frames_per_step / (ms / 1e3), 3), "block_ms_p50": round(ms, 1),
                       "cpu_ms_p50": round(cpu_ms, 1), "fps_cpu": round(session.frames_per_step / (cpu_ms / 1e3), 3),
                       "block_ms_p95": round(ms, 1), "action_latency_ms": round(1.5 * ms, 1),
@@ -329,9 +331,10 @@ def _recompute_row(session, cfg, latents: int, args, rec_points: list) -> dict:
                                f"{T} tokens: no recompute point to measure or extrapolate from"}
         (n1, m1, c1), (n2, m2, c2) = (rec_points[-2], rec_points[-1]) if len(rec_points) > 1 else \
             ((0, 0.0, 0.0), rec_points[-1])
-        # fit ms = a + c n^2 through the last two measured points
-        ms = m1 + (m2 - m1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
-        cms = c1 + (c2 - c1) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2)
+        # fit ms = a + c n^2 through the last two measured points; the cost cannot fall with more history, so
+        # a timing-noise slope below 0 is 0 and the estimate is never under a measured point
+        ms = max(m2, m1 + max(m2 - m1, 0.0) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2))
+        cms = max(c2, c1 + max(c2 - c1, 0.0) / max(n2 ** 2 - n1 ** 2, 1) * (tokens_hist ** 2 - n1 ** 2))
         est = True
     fr = session.frames_per_step
     return {"fps": round(fr / (ms / 1e3), 3), "block_ms_p50": round(ms, 1), "block_ms_p95": round(ms, 1),
