@@ -340,37 +340,31 @@ def plot_stability_strips(st: dict, out: Path, max_cols: int = 8) -> Path:
     return _save(fig, out / "stability_strips.png")
 
 
-def save_teacher_strip(teacher: dict, out: Path) -> Path:
-    """The teacher gate's strip (uint8 image, :func:`relic.eval.suites.teacher.strip`) as a PNG."""
+def _save_png(img: np.ndarray, path: Path) -> Path:
+    """Write a uint8 (h w 3) image as an optimized PNG, atomically."""
     from PIL import Image
 
-    path = out / "teacher_strip.png"
     with atomic_path(path) as tmp:
-        Image.fromarray(teacher["_strip"]).save(tmp, format="PNG", optimize=True)
+        Image.fromarray(img).save(tmp, format="PNG", optimize=True)
     return path
+
+
+def save_teacher_strip(teacher: dict, out: Path) -> Path:
+    """The teacher gate's strip (uint8 image, :func:`relic.eval.suites.teacher.strip`) as a PNG."""
+    return _save_png(teacher["_strip"], out / "teacher_strip.png")
 
 
 def save_horizon_strip(h: dict, out: Path) -> Path:
     """The horizon's strip (:mod:`relic.eval.suites.horizon`: ground truth | models | frozen) as a PNG."""
-    from PIL import Image
-
-    path = out / "quality_horizon_strip.png"
-    with atomic_path(path) as tmp:
-        Image.fromarray(h["_strip"]).save(tmp, format="PNG", optimize=True)
-    return path
+    return _save_png(h["_strip"], out / "quality_horizon_strip.png")
 
 
 def save_direction_strip(teacher: dict, out: Path) -> Path | None:
     """The directions check's strip (:func:`relic.eval.suites.teacher.direction_strip`) as a PNG, if any."""
-    from PIL import Image
-
     img = (teacher.get("directions") or {}).get("_strip")
     if img is None or img.shape[0] < 2:
         return None
-    path = out / "direction_strip.png"
-    with atomic_path(path) as tmp:
-        Image.fromarray(img).save(tmp, format="PNG", optimize=True)
-    return path
+    return _save_png(img, out / "direction_strip.png")
 
 
 # ------------------------------------------------------------------------------------------------ videos
