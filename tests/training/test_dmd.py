@@ -207,15 +207,38 @@ def test_regression_adds_weight_times_the_ode_init_gradient_of_the_steps_pair(tm
     assert got.keys() == want.keys() and len(got) > 10
     for n in want:
         torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-8)
-    # weight 0 is plain DMD: nothing is read or back-propagated
+    # decay [2, 6]: step 4 is half-way down, so half the gradient; past the end nothing is read or back-propagated
     dit.zero_grad(set_to_none=True)
+    task.cfg.regression.decay = [2, 6]
+    assert task._regression(trainer, step=4) == pytest.approx(value, rel=1e-6)
+    for n, p in dit.named_parameters():
+        if n in want:
+            torch.testing.assert_close(p.grad, 0.5 * want[n], rtol=1e-5, atol=1e-8)
+    dit.zero_grad(set_to_none=True)
+    task.pair_files = []                                          # would fail if a pair were read
+    assert task._regression(trainer, step=6) == 0.0
+    assert all(p.grad is None for p in dit.parameters())
+    # weight 0 is plain DMD: nothing is read or back-propagated
+    task.cfg.regression.decay = None
     task.cfg.regression.weight = 0.0
     assert task._regression(trainer, step=4) == 0.0
     assert all(p.grad is None for p in dit.parameters())
 
 
+def test_regression_weight_decays_linearly_from_start_to_end():
+    from relic.training.dmd import RegressionConfig
+
+    rc = RegressionConfig(weight=0.4, decay=[300, 600])
+    assert [rc.weight_at(s) for s in (0, 299, 300)] == [0.4, 0.4, 0.4]
+    assert rc.weight_at(450) == pytest.approx(0.2) and rc.weight_at(599) == pytest.approx(0.4 / 300)
+    assert rc.weight_at(600) == 0.0 and rc.weight_at(10_000) == 0.0
+    assert RegressionConfig(weight=0.4).weight_at(10_000) == 0.4
+
+
 @pytest.mark.parametrize("reg", [{"weight": 0.5}, {"weight": -1.0, "pairs": "x"}, {"weight": 1.0, "pairs": "x",
-                                                                                    "batch_size": 0}])
+                                                                                    "batch_size": 0},
+                                 {"weight": 1.0, "pairs": "x", "decay": [5, 5]},
+                                 {"weight": 1.0, "pairs": "x", "decay": [3]}])
 def test_regression_config_errors_are_one_line(reg, tmp_path):
     from relic.training.dmd import DMDStageConfig, DMDTask, RegressionConfig
 

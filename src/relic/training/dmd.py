@@ -319,12 +319,23 @@ class RegressionConfig:
     hybrid_forcing_loss`) on a batch of the teacher's ODE pairs (``pairs``, as ``relic train ode-pairs`` wrote
     them) to the DMD gradient, so the student keeps the teacher's noise→video mapping while DMD sharpens its
     self-rollouts. ``weight: 0`` (the default) is plain DMD, as before.
+
+    ``decay: [start, end]`` hands the student over to plain DMD gradually: the weight holds until generator step
+    ``start``, falls linearly to 0 at step ``end`` and stays 0 after it (no pair is read then).
     """
 
     weight: float = 0.0
     pairs: str | None = None
     batch_size: int = 1
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    decay: list[int] | None = None
+
+    def weight_at(self, step: int) -> float:
+        """The regression weight of generator step ``step`` (0-based, as ``train_step`` receives it)."""
+        if self.decay is None or step <= self.decay[0]:
+            return self.weight
+        start, end = self.decay
+        return self.weight * max(0.0, (end - step) / (end - start))
 
 
 @dataclass
@@ -362,10 +373,11 @@ class DMDTask(Task):
         from relic.training.teacher import check_guide
         check_guide(cfg.dmd.guide)                                                                   # validate
         reg = cfg.regression
-        if reg.weight < 0 or (reg.weight > 0 and not reg.pairs) or reg.batch_size < 1:
-            raise UserError("regression needs weight >= 0, batch_size >= 1 and, when weight > 0, the ODE pair "
-                            f"directory in regression.pairs (got weight {reg.weight}, pairs {reg.pairs!r}, "
-                            f"batch_size {reg.batch_size})")
+        bad_decay = reg.decay is not None and (len(reg.decay) != 2 or not 0 <= reg.decay[0] < reg.decay[1])
+        if reg.weight < 0 or (reg.weight > 0 and not reg.pairs) or reg.batch_size < 1 or bad_decay:
+            raise UserError("regression needs weight >= 0, batch_size >= 1, decay [start, end] with 0 <= start < end "
+                            "and, when weight > 0, the ODE pair directory in regression.pairs (got weight "
+                            f"{reg.weight}, pairs {reg.pairs!r}, batch_size {reg.batch_size}, decay {reg.decay})")
         self.pair_files = list_pairs(reg.pairs) if reg.weight > 0 else []
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
@@ -447,16 +459,19 @@ class DMDTask(Task):
             exits.append(exit_step)
         reg = self._regression(trainer, step)
         logs.update(self.trainer_step(trainer, "student"))
-        w = self.cfg.regression.weight
-        if w > 0:
+        w = self.cfg.regression.weight_at(step)
+        if self.cfg.regression.weight > 0:
             logs["regression"] = reg
+            logs["regression_weight"] = w
         return {"loss": dmd + w * reg, "dmd": dmd, "critic": critic, "exit_step": sum(exits) / len(exits), **logs}
 
     def _regression(self, trainer: Trainer, step: int) -> float:
-        """Back-propagate ``regression.weight`` × the hybrid-forcing ODE regression of one pair batch per micro-batch
-        into the student (before its optimizer step); returns the mean regression loss (0 when the weight is 0)."""
+        """Back-propagate the step's regression weight (:meth:`RegressionConfig.weight_at`) × the hybrid-forcing ODE
+        regression of one pair batch per micro-batch into the student (before its optimizer step); returns the mean
+        regression loss (0 when the weight is 0)."""
         rc = self.cfg.regression
-        if rc.weight <= 0:
+        weight = rc.weight_at(step)
+        if weight <= 0:
             return 0.0
         accum = trainer.loop.grad_accum
         total = 0.0
@@ -465,7 +480,7 @@ class DMDTask(Task):
             K, steps = draw_hybrid(rc.hybrid, pair, self.model_cfg, trainer.generator("regression", micro))
             with trainer.autocast():
                 loss = hybrid_forcing_loss(self.student, pair, self.model_cfg, K, steps, rc.hybrid.context_grad)
-            (rc.weight * loss.float() / accum).backward()
+            (weight * loss.float() / accum).backward()
             total += float(loss.detach()) / accum
         return total
 
