@@ -8,7 +8,7 @@ import pytest
 
 from relic.camera.geometry import geodesic_angle
 from relic.camera.io import read_cameras_json
-from relic.video import read_video
+from relic.video import read_video, write_mp4
 from relic.world import DEFECTS, render_clip, write_clip
 from relic.world.writer import is_complete
 
@@ -28,6 +28,19 @@ def test_deterministic_per_seed(clean):
     assert clean.caption == again.caption and clean.revisits == again.revisits
     other = render_clip(12, seconds=5, size=SIZE, fps=16)
     assert not np.array_equal(clean.trajectory.P, other.trajectory.P)
+
+
+def test_dataset_videos_are_byte_identical(tmp_path):
+    """A dataset re-rendered from its seed is the same files: the H.264 encoder runs one thread (at the datasets'
+    224x128 libx264 chose 2 slice threads, which gave different bitstreams for the same frames from run to run
+    under load), and x264 records its settings in the stream."""
+    frames = np.random.default_rng(0).integers(0, 256, (24, 128, 224, 3), dtype=np.uint8)
+    videos = []
+    for k in range(3):
+        write_mp4(tmp_path / f"v{k}.mp4", frames)
+        videos.append((tmp_path / f"v{k}.mp4").read_bytes())
+    assert videos[0] == videos[1] == videos[2]
+    assert b" threads=1 " in videos[0] and b"sliced_threads=0" in videos[0]
 
 
 def test_shapes(clean):
