@@ -60,6 +60,8 @@ if [ "$(count "$pairs" 'pair_*.safetensors')" -lt "$want" ]; then
       > "$WORK/logs/ode_pairs_${SUFFIX}_$rank.log" 2>&1 &
   done
   wait
+  got=$(count "$pairs" 'pair_*.safetensors')
+  [ "$got" -ge "$want" ] || { echo "distill_round: ODE pairs made $got of $want (see $WORK/logs/ode_pairs_${SUFFIX}_*.log)" >&2; exit 1; }
 fi
 
 for stage in ode_init dmd; do
