@@ -47,3 +47,16 @@ def test_distill_round_refuses_an_unknown_round(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "distill_round: configs/tiny/ode_pairs_no_such_round.yaml not found"
     assert not any(tmp_path.iterdir()), "nothing is made before the configs are checked"
+
+
+@pytest.mark.parametrize("path", sorted(TINY.glob("dmd*.yaml")), ids=lambda p: p.name)
+def test_dmd_configs_load(path):
+    """Every DMD config parses into the stage's typed config (an unknown key or a wrong type is an error)."""
+    from relic.training.config import load_stage_config
+    from relic.training.dmd import DMDStageConfig
+
+    cfg = load_stage_config(DMDStageConfig, path)
+    if cfg.dmd.window_seconds is not None:           # the window is what the teacher saw in training
+        teacher = _load(f"teacher_{Path(cfg.teacher).name.removeprefix('teacher_')}.yaml")
+        assert cfg.dmd.window_seconds == teacher["data"]["seconds"]
+        assert cfg.data.seconds > cfg.dmd.window_seconds

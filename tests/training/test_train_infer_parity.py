@@ -438,3 +438,79 @@ def test_page_start_scenes_prompt_with_training_captions():
     for s in scenes:
         caption = make_scene(s.seed).caption
         assert s.prompt == caption == suppress_motion(caption)
+
+
+WINDOW_SECONDS = 0.8125    # 13 frames: a window of 3 latents of the 6-latent rollout
+
+
+@pytest.fixture(scope="module")
+def windowed(world):
+    """One step of DMD with ``dmd.window_seconds``: every DiT call recorded, and every window the stage cut."""
+    from relic.data.clips import list_clips
+    from relic.training import dmd, long_rollout
+    from relic.training.batches import LatentDataConfig
+    from relic.training.config import LoopConfig, OptimConfig
+
+    root, mcfg = world
+    mp = pytest.MonkeyPatch()
+    rec = Recorder()
+    rec.install(mp)
+    rec.phase = "dmd-window"
+    mp.setattr("relic.models.text.build_text_encoder", lambda *a, **k: HashText())
+    cuts = []
+    real_cut = long_rollout.cut_window
+
+    def spy(vae, latents, long, k, window):
+        w = real_cut(vae, latents, long, k, window)
+        cuts.append((latents.clone(), k, w))
+        return w
+
+    mp.setattr(long_rollout, "cut_window", spy)
+    data = LatentDataConfig(clips=str(root / "clips"), latents=str(root / "latents"), seconds=SECONDS,
+                            palindrome_rate=0.0, batch_size=1, segments=str(root / "segments.json"))
+    loop = LoopConfig(steps=1, precision="fp32", ema_decay=None, log_every=1, ckpt_every=1, progress=False, seed=3)
+    optim = OptimConfig(lr=0.0, warmup_steps=0, schedule="constant")
+    try:
+        dmd.run(dmd.DMDStageConfig(out=str(root / "dmd_window"), model=MODEL, student=str(root / "dit"),
+                                   teacher=str(root / "dit"), vae=str(root / "vae"), data=data,
+                                   dmd=dmd.DMDConfig(critic_steps=2, guidance=2.0, window_seconds=WINDOW_SECONDS),
+                                   optim=optim, critic_optim=optim, loop=loop), {})
+    finally:
+        mp.undo()
+    return {"rec": rec, "cuts": cuts, "clip": list_clips(root / "clips")[0], "root": root}
+
+
+def test_windowed_dmd_scores_the_window_as_the_dataset_cuts_it(windowed):
+    """DMD over a long rollout scored on a window [k, k + 3): the real and fake scores see, as latent 0 at t = 0
+    and as the warp's first latent, the start-image latent of the rollout's frame 4(k − 1) (decoded by the VAE,
+    encoded as the runtime encodes a start image); and bitwise the grouped actions, within float tolerance the
+    poses, that the dataset gives for the clip cut at that frame (START + 4(k − 1))."""
+    from relic.data.dataset import ClipDataset, DatasetConfig
+    from relic.data.start_image import encode_start_image
+    from relic.models.autoencoder import load_vae
+    from relic.runtime.stream import to_uint8
+    from relic.training.batches import latent_poses
+
+    rec, cuts, clip = windowed["rec"], windowed["cuts"], windowed["clip"]
+    assert len(cuts) == 3                                    # 2 critic rollouts + 1 generator rollout
+    assert any(k > 1 for _, k, _ in cuts), "the harness should cut a window after the first latent"
+    vae = load_vae(windowed["root"] / "vae")
+    short = ClipDataset([clip], DatasetConfig(seconds=WINDOW_SECONDS, palindrome_rate=0.0))
+    scored = [c for c in rec.of("dmd-window") if c.ctx_pos is None and c.x.shape[2] == 4]
+    assert scored
+    windows = []
+    for latents, k, w in cuts:
+        with torch.no_grad():
+            frame = vae.decode(latents[:, :, :k])[:, :, -1:]
+        anchor = latents[:, :, :1] if k == 1 else encode_start_image(vae, to_uint8(frame)[0], 32, 48)
+        assert torch.equal(w.batch.latents[:, :, :1], anchor)
+        assert torch.equal(w.batch.latents[:, :, 1:], latents[:, :, k:k + 3])
+        windows.append((k, w))
+    for c in scored:
+        k = next(k for k, w in windows if torch.equal(c.x[:, :, 0], w.batch.latents[:, :, 0]))
+        assert float(c.t[:, 0].abs().max()) == 0.0 and torch.equal(c.first, c.x[:, :, 0])
+        ref = short.sample(0, START + 4 * (k - 1))
+        assert torch.equal(c.grouped[0], group_actions(ref["actions"][None], 4, 0, 4)[0])
+        Rr, Pr = latent_poses(ref["R"][None], ref["P"][None])
+        torch.testing.assert_close(c.R, Rr, rtol=0, atol=1e-5)
+        torch.testing.assert_close(c.P, Pr, rtol=0, atol=1e-5)

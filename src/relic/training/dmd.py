@@ -42,6 +42,9 @@ for every exit step (tests/training/test_dmd.py) while the replay's peak memory 
 Wan's shift and clamps the result to [min_t, max_t] = [0.02, 0.98] (``sigma: clamp_shifted``, the default).
 ``sigma: shift_range`` is the earlier scheme, u ~ U(min_t, max_t) then the shift, which reaches σ = 0.996
 (and leaves the critic's σ unclamped).
+**Long rollouts** (``dmd.window_seconds``, :mod:`relic.training.long_rollout`): the student streams the whole
+``data.seconds`` sample, the scores judge one window of it re-anchored as the data pipeline cuts a clip, and the
+replay starts at the window's first block. None (the default) scores the whole rollout.
 """
 
 from __future__ import annotations
@@ -233,10 +236,13 @@ def rollout(student, mcfg, first: torch.Tensor, text, actions: torch.Tensor, R: 
 
 
 def replay_backward(student, mcfg, ro: Rollout, grad: torch.Tensor, text, actions: torch.Tensor, R: torch.Tensor,
-                    P: torch.Tensor, grad_steps: int = 1, scale: float = 1.0) -> None:
+                    P: torch.Tensor, grad_steps: int = 1, scale: float = 1.0, start_block: int = 0) -> None:
     """Step 3 of replayed back-propagation: recompute each block with autograd from its record and
-    back-propagate ``scale · grad`` of its latents (grad (b c f h w) over the whole sequence), one block at a time."""
-    for rec in ro.blocks:
+    back-propagate ``scale · grad`` of its latents (grad (b c f h w) over the whole sequence), one block at a time.
+    Blocks before ``start_block`` are skipped (their gradient must be zero: a scored window's context)."""
+    if start_block and grad[:, :, 1:ro.blocks[start_block].start].abs().max() > 0:
+        raise ValueError(f"replay from block {start_block} would drop the non-zero gradient of the blocks before it")
+    for rec in ro.blocks[start_block:]:
         n = rec.shape[2]
         with torch.enable_grad():
             x0 = denoise_block(student, rec, ro.context(rec), text, actions, R, P, mcfg.sampler, grad_steps,
@@ -297,6 +303,8 @@ class DMDConfig:
     exit_step: str | int = "sampled"   # "sampled" (Self-Forcing: uniform per rollout), "last", or a step index
     sigma: str = "clamp_shifted"     # "clamp_shifted": σ = clamp(shift(u ~ U(0,1)), min_t, max_t) (Self-Forcing);
                                      # "shift_range": σ = shift(u ~ U(min_t, max_t)) (before; up to 0.996)
+    window_seconds: float | None = None   # score a re-anchored window of this length of each data.seconds-long
+                                          # rollout (relic.training.long_rollout); None: the whole rollout
 
 
 SIGMA_MODES = ("clamp_shifted", "shift_range")
@@ -379,6 +387,18 @@ class DMDTask(Task):
                             "and, when weight > 0, the ODE pair directory in regression.pairs (got weight "
                             f"{reg.weight}, pairs {reg.pairs!r}, batch_size {reg.batch_size}, decay {reg.decay})")
         self.pair_files = list_pairs(reg.pairs) if reg.weight > 0 else []
+        self.window, self.vae = None, None
+        if cfg.dmd.window_seconds is not None:
+            from relic.data.dataset import segment_frames
+            from relic.models.autoencoder import load_vae
+            from relic.training.long_rollout import check_window, window_latents
+
+            if not cfg.vae:
+                raise UserError("dmd.window_seconds needs the autoencoder (vae:) to re-anchor each window")
+            self.window = window_latents(float(cfg.dmd.window_seconds))
+            longest = max([cfg.data.seconds, *[float(s) for _, s in cfg.data.curriculum]])
+            check_window(self.window, (segment_frames(longest, 16.0) - 1) // 4, self.model_cfg.frames_per_block)
+            self.vae = load_vae(cfg.vae).eval().requires_grad_(False)
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
         self.fake = copy.deepcopy(self.real).train().requires_grad_(True)
@@ -397,9 +417,9 @@ class DMDTask(Task):
         return (batch.num_latents - 1) // self.model_cfg.frames_per_block
 
     def _rollout(self, batch: LatentBatch, generator: torch.Generator, grad_steps: int = 0,
-                 exit_step: int | None = None):
+                 exit_step: int | None = None, num_blocks: int | None = None):
         text = (batch.text, batch.text_mask)
-        L = self._num_blocks(batch)
+        L = self._num_blocks(batch) if num_blocks is None else num_blocks
         ro, outs = rollout(self.student, self.model_cfg, batch.latents[:, :, :1], text, batch.actions, batch.R,
                            batch.P, L, generator, grad_steps=grad_steps, exit_step=exit_step)
         return ro, outs, text
@@ -412,6 +432,31 @@ class DMDTask(Task):
     def _sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
         return dmd_sigmas(b, self.cfg.dmd, g)
 
+    def _window_plan(self, batch: LatentBatch, g: torch.Generator) -> tuple[int, int | None]:
+        """(first scored block j, blocks to roll out): (0, None) = the whole sample; with ``dmd.window_seconds``
+        the window's first block is drawn from ``g`` and the rollout stops at the window's end."""
+        if self.window is None:
+            return 0, None
+        from relic.training.long_rollout import check_window, draw_window
+
+        n = self.model_cfg.frames_per_block
+        check_window(self.window, batch.num_latents - 1, n)
+        j = draw_window(self._num_blocks(batch), self.window // n, g)
+        return j, j + self.window // n
+
+    def _scored(self, ro: Rollout, batch: LatentBatch, j: int):
+        """(the batch the scores judge, the Window or None): the re-anchored window starting at block j, or the
+        whole rollout with the sample's own conditioning."""
+        if self.window is None:
+            gen = LatentBatch(ro.latents.float(), batch.actions, batch.R, batch.P, batch.text, batch.text_mask,
+                              batch.captions)
+            return gen, None
+        from relic.training.long_rollout import cut_window
+
+        win = cut_window(self.vae, ro.latents, batch, 1 + j * self.model_cfg.frames_per_block, self.window)
+        win.batch.latents = win.batch.latents.float()
+        return win.batch, win
+
     def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
         d = self.cfg.dmd
         accum = trainer.loop.grad_accum
@@ -422,10 +467,11 @@ class DMDTask(Task):
             for micro in range(accum):
                 batch = self.data.batch(step, micro, accum)
                 g = trainer.generator("critic", c, micro)
+                j, blocks = self._window_plan(batch, g)
                 with trainer.autocast(), torch.no_grad():
-                    ro, _, _ = self._rollout(batch, g, exit_step=self._exit_step(trainer, "critic", c, micro))
-                gen = LatentBatch(ro.latents.float(), batch.actions, batch.R, batch.P, batch.text, batch.text_mask,
-                                  batch.captions)
+                    ro, _, _ = self._rollout(batch, g, exit_step=self._exit_step(trainer, "critic", c, micro),
+                                             num_blocks=blocks)
+                    gen, _ = self._scored(ro, batch, j)
                 with trainer.autocast():
                     sigma = sample_sigmas(gen.latents.shape[0], self.cfg.flow, g)
                     if d.sigma == "clamp_shifted":                 # Self-Forcing clamps the critic's σ too
@@ -442,17 +488,22 @@ class DMDTask(Task):
             g = trainer.generator("generator", micro)
             grad_steps = 0 if d.replay else d.grad_steps
             exit_step = self._exit_step(trainer, "generator", micro)
+            j, blocks = self._window_plan(batch, g)
             with trainer.autocast():
                 with torch.set_grad_enabled(not d.replay):
-                    ro, outs, text = self._rollout(batch, g, grad_steps, exit_step)
+                    ro, outs, text = self._rollout(batch, g, grad_steps, exit_step, num_blocks=blocks)
                 b = ro.latents.shape[0]
-                real, fake = self._scores(batch, b)
-                grad, val = score_difference(real, fake, ro.latents.float(), self._sigma(b, g),
-                                             torch.randn(ro.latents.shape, generator=g), d.guidance)
+                with torch.no_grad():
+                    scored, win = self._scored(ro, batch, j)
+                real, fake = self._scores(scored, b)
+                grad, val = score_difference(real, fake, scored.latents, self._sigma(b, g),
+                                             torch.randn(scored.latents.shape, generator=g), d.guidance)
                 scale = 1.0 / (grad[:, :, 1:].numel() * accum)
+                if win is not None:
+                    grad = win.scatter(grad, ro.latents.shape[2])
                 if d.replay:
                     replay_backward(self.student, self.model_cfg, ro, grad, text, batch.actions, batch.R, batch.P,
-                                    d.grad_steps, scale)
+                                    d.grad_steps, scale, start_block=j)
                 else:
                     naive_backward(outs, ro, grad, scale)
             dmd += val / accum
