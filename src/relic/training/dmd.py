@@ -389,15 +389,15 @@ class DMDTask(Task):
         self.pair_files = list_pairs(reg.pairs) if reg.weight > 0 else []
         self.window, self.vae = None, None
         if cfg.dmd.window_seconds is not None:
-            from relic.data.dataset import segment_frames
             from relic.models.autoencoder import load_vae
             from relic.training.long_rollout import check_window, window_latents
 
             if not cfg.vae:
                 raise UserError("dmd.window_seconds needs the autoencoder (vae:) to re-anchor each window")
-            self.window = window_latents(float(cfg.dmd.window_seconds))
+            fps = self.model_cfg.fps
+            self.window = window_latents(float(cfg.dmd.window_seconds), fps)
             longest = max([cfg.data.seconds, *[float(s) for _, s in cfg.data.curriculum]])
-            check_window(self.window, (segment_frames(longest, 16.0) - 1) // 4, self.model_cfg.frames_per_block)
+            check_window(self.window, window_latents(longest, fps), self.model_cfg.frames_per_block)
             self.vae = load_vae(cfg.vae).eval().requires_grad_(False)
         self.student = DiT.from_pretrained(cfg.student)
         self.real = DiT.from_pretrained(cfg.teacher).eval().requires_grad_(False)
@@ -453,8 +453,7 @@ class DMDTask(Task):
             return gen, None
         from relic.training.long_rollout import cut_window
 
-        win = cut_window(self.vae, ro.latents, batch, 1 + j * self.model_cfg.frames_per_block, self.window)
-        win.batch.latents = win.batch.latents.float()
+        win = cut_window(self.vae, ro.latents.float(), batch, 1 + j * self.model_cfg.frames_per_block, self.window)
         return win.batch, win
 
     def train_step(self, trainer: Trainer, step: int) -> dict[str, float]:
